@@ -1,0 +1,34 @@
+"""The FastAPI application: ``create_app(settings)`` for tests, ``app`` for uvicorn."""
+
+from __future__ import annotations
+
+import os
+
+# The API process never touches an accelerator (DESIGN §3); set before JAX is imported anywhere.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+from fastapi import FastAPI  # noqa: E402
+
+from service.settings import ServiceSettings, get_settings  # noqa: E402
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the API with the given settings (the environment's when None)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="lrsched",
+        version="0.1.0",
+        summary="Learning-rate schedules for JAX: exact evaluation and training jobs.",
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+
+    @app.get("/healthz", tags=["health"], operation_id="healthz")
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Checks no dependency."""
+        return {"status": "ok"}
+
+    return app
+
+
+app = create_app()
