@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 
 # The API process never touches an accelerator (DESIGN §3); set before JAX is imported anywhere.
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["JAX_PLATFORMS"] = "cpu"
 
 from fastapi import FastAPI  # noqa: E402
 
+from service.errors import ContentLengthLimit, install_error_handlers  # noqa: E402
+from service.routes import schedules  # noqa: E402
 from service.settings import ServiceSettings, get_settings  # noqa: E402
 
 
@@ -22,6 +24,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(ContentLengthLimit, max_body_bytes=settings.max_body_bytes)
+    app.include_router(schedules.router)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")
     def healthz() -> dict[str, str]:
