@@ -6,9 +6,9 @@ holding every number. The jitted function is cached by structure, so a spec with
 the same shape reuses the compiled code (DESIGN §3: about 40 ms of compiling saved per request).
 
 The primitives follow the reference implementations operation by operation, so values agree to
-float32 round-off. Divisors are traced values, never constants: XLA rewrites division by a
-constant into multiplication by its reciprocal, which is what makes the references' polynomial
-decays NaN under ``jit`` (``1 - T*(1/T)`` is slightly negative).
+float32 round-off with what the references compute eagerly. Every division goes through
+:func:`lrsched._numerics.true_divide`: XLA rewrites division by a scalar into multiplication by its
+reciprocal, which is what makes the references' polynomial decays NaN under ``jit``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from lrsched._numerics import true_divide as div
 from lrsched.expression import compile_expression, parse_expression
 from lrsched.specs import (
     Constant,
@@ -128,21 +129,21 @@ def _lower(spec: SpecModel, n: _Numbers) -> Structure:
             boundaries, scales = _sorted_items(spec.boundaries_and_scales)
             return _interpolate(spec.interpolate_type, spec.init_value, boundaries, scales, n)
         case LinearOnecycleSchedule():
-            steps, peak, div = spec.transition_steps, spec.peak_value, spec.div_factor
+            steps, peak, factor = spec.transition_steps, spec.peak_value, spec.div_factor
             return _interpolate(
                 "linear",
-                peak / div,
+                peak / factor,
                 [int(spec.pct_start * steps), int(spec.pct_final * steps), steps],
-                [div, 1.0 / div, 1.0 / spec.final_div_factor],
+                [factor, 1.0 / factor, 1.0 / spec.final_div_factor],
                 n,
             )
         case CosineOnecycleSchedule():
-            steps, peak, div = spec.transition_steps, spec.peak_value, spec.div_factor
+            steps, peak, factor = spec.transition_steps, spec.peak_value, spec.div_factor
             return _interpolate(
                 "cosine",
-                peak / div,
+                peak / factor,
                 [int(spec.pct_start * steps), steps],
-                [div, 1.0 / (div * spec.final_div_factor)],
+                [factor, 1.0 / (factor * spec.final_div_factor)],
                 n,
             )
         case JoinSchedules():
@@ -210,8 +211,9 @@ def _build(node: Structure) -> _Fn:
         def poly(p: Array, t: Array) -> Array:
             init, end, power, steps, begin = p[o], p[o + 1], p[o + 2], p[o + 3], p[o + 4]
             count = jnp.clip(t - begin, 0, steps)
-            # A traced divisor keeps 1 - T/T exactly 0; the max guards the power against -0 residue.
-            frac = jnp.maximum(1 - count / steps, 0)
+            # Exactly 0 at the end even where XLA computes count/steps as count*(1/steps), which
+            # leaves 1 - T/T slightly negative (NaN under a fractional power).
+            frac = jnp.where(count >= steps, 0.0, jnp.maximum(1 - div(count, steps), 0.0))
             return (init - end) * (frac if linear else frac**power) + end
 
         return poly
@@ -221,7 +223,7 @@ def _build(node: Structure) -> _Fn:
         def exp(p: Array, t: Array) -> Array:
             init, steps, rate, begin, end = p[o], p[o + 1], p[o + 2], p[o + 3], p[o + 4]
             decreased = t - begin
-            exponent = decreased / steps
+            exponent = div(decreased, steps)
             if staircase:
                 exponent = jnp.floor(exponent)
             value = jnp.where(decreased <= 0, init, init * jnp.power(rate, exponent))
@@ -236,8 +238,8 @@ def _build(node: Structure) -> _Fn:
         def invtime(p: Array, t: Array) -> Array:
             size, steps, rate = p[o], p[o + 1], p[o + 2]
             if staircase:
-                return size / (1 + rate * jnp.floor(t / steps))
-            return size / (1 + rate * t / steps)
+                return div(size, 1 + rate * jnp.floor(div(t, steps)))
+            return div(size, 1 + div(rate * t, steps))
 
         return invtime
     if name == "cosine":
@@ -246,7 +248,7 @@ def _build(node: Structure) -> _Fn:
         def cosine(p: Array, t: Array) -> Array:
             init, steps, alpha, exponent = p[o], p[o + 1], p[o + 2], p[o + 3]
             count = jnp.minimum(t, steps)
-            decay = 0.5 * (1 + jnp.cos(jnp.pi * count / steps))
+            decay = 0.5 * (1 + jnp.cos(div(jnp.pi * count, steps)))
             return init * ((1 - alpha) * decay**exponent + alpha)
 
         return cosine
@@ -269,7 +271,7 @@ def _build(node: Structure) -> _Fn:
                 return jnp.broadcast_to(knots[0], t.shape)
             k = jnp.clip(jnp.searchsorted(bounds, t, side="right") - 1, 0, size - 1)
             start, end = knots[k], knots[k + 1]
-            pct = (t - bounds[k]) / jnp.maximum(bounds[k + 1] - bounds[k], 1)
+            pct = div(t - bounds[k], jnp.maximum(bounds[k + 1] - bounds[k], 1))
             if kind == "linear":
                 inside = (end - start) * pct + start
             else:
@@ -307,4 +309,11 @@ def compile_schedule(spec: SpecModel) -> Callable[[Array], Array]:
     """A pure jnp function ``steps -> values`` for `spec`, usable inside ``jit``."""
     structure, params = lower(spec)
     fn, vector = _build(structure), jnp.asarray(params)
-    return lambda steps: fn(vector, jnp.asarray(steps, jnp.float32)).astype(jnp.float32)
+
+    def schedule(steps: Array) -> Array:
+        # Inside a caller's jit the numbers would be constants, and XLA rewrites division by a
+        # constant into multiplication by its reciprocal: the barrier keeps them opaque values.
+        opaque = jax.lax.optimization_barrier(vector)
+        return fn(opaque, jnp.asarray(steps, jnp.float32)).astype(jnp.float32)
+
+    return schedule

@@ -20,6 +20,7 @@ from typing import Any
 import jax.numpy as jnp
 from jax import Array
 
+from lrsched._numerics import floor_divide, true_divide
 from lrsched.limits import (
     FLOAT32_MAX,
     MAX_EXPRESSION_DEPTH,
@@ -53,8 +54,8 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
+    ast.Div: true_divide,
+    ast.FloorDiv: floor_divide,
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }

@@ -9,7 +9,7 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 
 from fastapi import FastAPI  # noqa: E402
 
-from service.errors import ContentLengthLimit, install_error_handlers  # noqa: E402
+from service.errors import BodyLimit, install_error_handlers  # noqa: E402
 from service.routes import schedules  # noqa: E402
 from service.settings import ServiceSettings, get_settings  # noqa: E402
 
@@ -21,11 +21,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         title="lrsched",
         version="0.1.0",
         summary="Learning-rate schedules for JAX: exact evaluation and training jobs.",
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(ContentLengthLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.include_router(schedules.router)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -78,30 +78,42 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class ContentLengthLimit:
-    """Answer 413 in the JSON error shape when a declared Content-Length is over the limit.
+class BodyLimit:
+    """Answer 413, in the JSON error shape, to a body over the limit.
 
-    FastAPI's own ``max_body_size`` stays in place for bodies sent without a length (chunked); it
-    counts the bytes actually read.
+    A declared Content-Length over the limit is refused before reading; a body sent without one
+    (chunked) is counted as it is read, and refused as soon as it passes the limit.
     """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app, self.max_body_bytes = app, max_body_bytes
 
+    def _too_large(self, size: int | str) -> str:
+        return (
+            f"the request body is {size} bytes; this server accepts at most "
+            f"{self.max_body_bytes}: send fewer steps, or a range instead of a list"
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            declared = dict(scope["headers"]).get(b"content-length", b"0")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
-                response = JSONResponse(
-                    {
-                        "detail": f"the request body is {int(declared)} bytes; this server "
-                        f"accepts at most {self.max_body_bytes}: send fewer steps or use a range"
-                    },
-                    status_code=413,
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            response = JSONResponse({"detail": self._too_large(int(declared))}, status_code=413)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise StarletteHTTPException(413, self._too_large(f"more than {self.max_body_bytes}"))
+            return message
+
+        await self.app(scope, counting_receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

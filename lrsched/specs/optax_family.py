@@ -313,7 +313,7 @@ class LinearOnecycleSchedule(SpecModel):
     transition_steps: StepCount
     peak_value: Real
     pct_start: Annotated[Real, Field(ge=0, le=1)] = 0.3
-    pct_final: Annotated[Real, Field(ge=0, le=1)] = 0.85
+    pct_final: Annotated[Real, Field(ge=0, le=1, validate_default=True)] = 0.85
     div_factor: PositiveReal = 25.0
     final_div_factor: PositiveReal = 1e4
 
@@ -352,7 +352,7 @@ class CosineOnecycleSchedule(SpecModel):
     kind: Literal["cosine_onecycle_schedule"]
     transition_steps: StepCount
     peak_value: Real
-    pct_start: Annotated[Real, Field(ge=0, le=1)] = 0.3
+    pct_start: Annotated[Real, Field(ge=0, le=1, validate_default=True)] = 0.3
     div_factor: PositiveReal = 25.0
     final_div_factor: PositiveReal = 1e4
 
