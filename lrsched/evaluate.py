@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
 from lrsched.compile import executable, lower
@@ -42,13 +41,12 @@ def evaluate(spec: SpecModel, steps: Sequence[int] | np.ndarray) -> np.ndarray:
         raise StepRangeError(f"steps must lie in 0 .. {MAX_STEP}")
     structure, params = lower(spec)
     run = executable(structure)
-    device_params = jnp.asarray(params)
     out = np.empty(steps.shape[0], dtype=np.float32)
     for begin in range(0, steps.shape[0], _MAX_BUCKET):
         chunk = steps[begin : begin + _MAX_BUCKET]
         padded = np.zeros(_bucket(chunk.shape[0]), dtype=np.float32)
         padded[: chunk.shape[0]] = chunk
-        out[begin : begin + chunk.shape[0]] = np.asarray(run(device_params, padded))[: chunk.shape[0]]
+        out[begin : begin + chunk.shape[0]] = np.asarray(run(params, padded))[: chunk.shape[0]]
     return out
 
 
