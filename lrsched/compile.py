@@ -71,8 +71,11 @@ class _Numbers:
 def lower(spec: SpecModel) -> tuple[Structure, np.ndarray]:
     """Split `spec` into its structure and its float32 parameter vector."""
     numbers = _Numbers()
-    structure = _lower(spec, numbers)
-    return structure, np.asarray(numbers.values, dtype=np.float32)
+    # A derived number may overflow float32 (alpha = end/peak with a tiny peak): it becomes inf,
+    # as in the reference, and the evaluation reports the first step where it shows.
+    with np.errstate(over="ignore"):
+        structure = _lower(spec, numbers)
+        return structure, np.asarray(numbers.values, dtype=np.float32)
 
 
 def _lower(spec: SpecModel, n: _Numbers) -> Structure:
