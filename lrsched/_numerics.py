@@ -14,15 +14,19 @@ from jax import Array
 from jax.typing import ArrayLike
 
 
+def opaque(value: ArrayLike) -> Array:
+    """`value` unchanged, but hidden from XLA's algebraic rewrites and constant folding."""
+    hidden: Array = jax.lax.optimization_barrier(value)  # type: ignore[no-untyped-call]
+    return hidden
+
+
 def true_divide(numerator: ArrayLike, denominator: ArrayLike) -> Array:
     """``numerator / denominator``, elementwise, correctly rounded under ``jit`` too."""
     shape = jnp.broadcast_shapes(jnp.shape(numerator), jnp.shape(denominator))
-    opaque = jax.lax.optimization_barrier(jnp.broadcast_to(denominator, shape))
-    return jnp.broadcast_to(numerator, shape) / opaque
+    return jnp.broadcast_to(numerator, shape) / opaque(jnp.broadcast_to(denominator, shape))
 
 
 def floor_divide(numerator: ArrayLike, denominator: ArrayLike) -> Array:
     """``numerator // denominator`` with the same protection."""
     shape = jnp.broadcast_shapes(jnp.shape(numerator), jnp.shape(denominator))
-    opaque = jax.lax.optimization_barrier(jnp.broadcast_to(denominator, shape))
-    return jnp.floor_divide(jnp.broadcast_to(numerator, shape), opaque)
+    return jnp.floor_divide(jnp.broadcast_to(numerator, shape), opaque(jnp.broadcast_to(denominator, shape)))

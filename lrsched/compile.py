@@ -21,7 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from jax.typing import ArrayLike
 
+from lrsched._numerics import opaque
 from lrsched._numerics import true_divide as div
 from lrsched.expression import compile_expression, parse_expression
 from lrsched.specs import (
@@ -50,7 +52,7 @@ from lrsched.specs import (
 #: A hashable description of a lowered spec: primitive names, flags, lengths and offsets.
 Structure = tuple[Any, ...]
 #: A compiled schedule: (parameter vector, float32 steps) -> float32 values.
-Executable = Callable[[Array, Array], Array]
+Executable = Callable[[ArrayLike, ArrayLike], Array]
 
 #: Most distinct structures kept compiled at once (least recently used are dropped).
 COMPILE_CACHE_SIZE = 256
@@ -127,7 +129,7 @@ def _lower(spec: SpecModel, n: _Numbers) -> Structure:
             table = [np.float32(spec.init_value)]
             for scale in scales:
                 table.append(np.float32(scale) * table[-1])
-            return ("pw_at", len(boundaries), n.add(*boundaries, *table))
+            return ("pw_at", len(boundaries), n.add(*boundaries, *(float(v) for v in table)))
         case PiecewiseInterpolateSchedule():
             boundaries, scales = _sorted_items(spec.boundaries_and_scales)
             return _interpolate(spec.interpolate_type, spec.init_value, boundaries, scales, n)
@@ -316,7 +318,6 @@ def compile_schedule(spec: SpecModel) -> Callable[[Array], Array]:
     def schedule(steps: Array) -> Array:
         # Inside a caller's jit the numbers would be constants, and XLA rewrites division by a
         # constant into multiplication by its reciprocal: the barrier keeps them opaque values.
-        opaque = jax.lax.optimization_barrier(vector)
-        return fn(opaque, jnp.asarray(steps, jnp.float32)).astype(jnp.float32)
+        return fn(opaque(vector), jnp.asarray(steps, jnp.float32)).astype(jnp.float32)
 
     return schedule

@@ -221,6 +221,7 @@ def compile_expression(
 
     def build(node: ast.expr) -> Callable[[Mapping[str, Array], Array], Any]:
         if isinstance(node, ast.Constant):
+            assert isinstance(node.value, int | float)  # the checker let only numbers through
             number = float(node.value)
             return lambda params, step: number
         if isinstance(node, ast.Name):

@@ -32,7 +32,7 @@ def test_reference_polynomial_is_nan_under_jit() -> None:
 
 
 def test_polynomial_gives_final_value_from_decay_steps_on() -> None:
-    steps = list(range(10, 40)) + [10**6, 2**31 - 1]
+    steps = [*range(10, 40), 10**6, 2**31 - 1]
     spec = parse_spec(TUTORIAL_POLY)
     assert (evaluate(spec, steps) == np.float32(1e-5)).all()
     assert (np.asarray(jax.jit(compile_schedule(spec))(jnp.asarray(steps))) == np.float32(1e-5)).all()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from lrsched import evaluate, parse_spec
 from tests.oracles import reference_values
 
+
 def f32(low: float, high: float) -> st.SearchStrategy[float]:
     """float32 numbers in [low, high] (bounds rounded to float32)."""
     return st.floats(float(np.float32(low)), float(np.float32(high)), allow_nan=False, width=32)

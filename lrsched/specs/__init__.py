@@ -94,7 +94,7 @@ _ADAPTER: TypeAdapter[Any] = TypeAdapter(ScheduleSpec)
 
 #: Every kind's name and model, in catalog order.
 SPEC_KINDS: dict[str, type[SpecModel]] = {
-    model.model_fields["kind"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    model.model_fields["kind"].annotation.__args__[0]: model
     for model in ScheduleSpec.__origin__.__args__  # type: ignore[attr-defined]
 }
 
