@@ -7,11 +7,12 @@ import os
 # The API process never touches an accelerator (DESIGN §3); set before JAX is imported anywhere.
 os.environ["JAX_PLATFORMS"] = "cpu"
 
-from fastapi import FastAPI  # noqa: E402
+from fastapi import FastAPI
 
-from service.errors import BodyLimit, install_error_handlers  # noqa: E402
-from service.routes import schedules  # noqa: E402
-from service.settings import ServiceSettings, get_settings  # noqa: E402
+from service.deps import install_job_services
+from service.errors import BodyLimit, install_error_handlers
+from service.routes import health, internal, jobs, schedules
+from service.settings import ServiceSettings, get_settings
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -26,6 +27,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.include_router(schedules.router)
+    install_job_services(app)
+    app.include_router(jobs.router)
+    app.include_router(internal.router)
+    app.include_router(health.router)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")
     def healthz() -> dict[str, str]:

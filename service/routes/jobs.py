@@ -1,0 +1,146 @@
+"""``/jobs``: submit a training job, read it, list them, cancel one (DESIGN §2.3)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Response
+from fastapi.exceptions import RequestValidationError
+
+from lrsched.config import ScheduleRangeError, TrainConfig, check_schedule
+from lrsched.jobs import Job, JobPage, JobStatus
+from service.deps import OwnerDep, QueueDep, SettingsDep, StoreDep
+from service.errors import ERROR_RESPONSES, Problem
+from service.queue import QueueUnavailable
+from service.store import IdempotencyMismatch, JobFinished, JobNotFound
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such job."}
+}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": Problem, "description": "The job store (Redis) cannot be reached."}
+}
+
+
+def _unprocessable(loc: list[str | int], msg: str, kind: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": loc, "msg": msg, "type": kind}])
+
+
+@router.post(
+    "",
+    status_code=202,
+    operation_id="submit_job",
+    summary="Submit a training job",
+    responses={
+        202: {"description": "Accepted: queued for a worker; Location is its URL."},
+        **ERROR_RESPONSES,
+        **_UNAVAILABLE,
+    },
+)
+def submit_job(
+    config: TrainConfig,
+    response: Response,
+    store: StoreDep,
+    queue: QueueDep,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Resending a submit with the same key returns the same job.",
+        ),
+    ] = None,
+) -> Job:
+    """Validate the whole config (the schedule over every step the run will use), then queue it."""
+    if config.max_seconds is not None and config.max_seconds > settings.job_max_seconds:
+        raise _unprocessable(
+            ["body", "max_seconds"],
+            f"max_seconds may be at most {settings.job_max_seconds:g} on this service "
+            "(LRSCHED_JOB_MAX_SECONDS); ask for less, or split the run",
+            "less_than_equal",
+        )
+    try:
+        check_schedule(config)
+    except ScheduleRangeError as error:
+        raise _unprocessable(["body", "schedule"], str(error), "schedule_range") from None
+    try:
+        job, created = store.create(owner, config, idempotency_key=idempotency_key)
+    except IdempotencyMismatch as error:
+        raise _unprocessable(
+            ["header", "Idempotency-Key"], str(error), "idempotency_mismatch"
+        ) from None
+    if created:
+        try:
+            queue.enqueue(job.id, job.attempt, config.model_dump(mode="json"))
+        except QueueUnavailable:
+            store.mark_failed(job.id, "the broker could not be reached when the job was submitted")
+            raise
+    response.headers["Location"] = f"/jobs/{job.id}"
+    response.headers["Retry-After"] = "2"
+    return job
+
+
+@router.get(
+    "",
+    operation_id="list_jobs",
+    summary="List jobs, newest first",
+    responses={422: ERROR_RESPONSES[422], **_UNAVAILABLE},
+)
+def list_jobs(
+    store: StoreDep,
+    owner: OwnerDep,
+    status: Annotated[
+        list[JobStatus] | None, Query(description="Only jobs in these states (repeatable).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Jobs per page.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="A next_cursor from the previous page.")
+    ] = None,
+) -> JobPage:
+    try:
+        return store.page(owner, statuses=status or (), limit=limit, cursor=cursor)
+    except ValueError as error:
+        raise _unprocessable(["query", "cursor"], str(error), "value_error") from None
+
+
+@router.get(
+    "/{job_id}",
+    operation_id="get_job",
+    summary="Read a job: status, progress, metrics",
+    responses={**_NOT_FOUND, **_UNAVAILABLE},
+)
+def get_job(job_id: str, store: StoreDep, owner: OwnerDep) -> Job:
+    try:
+        return store.get(owner, job_id)
+    except JobNotFound as error:
+        raise HTTPException(404, str(error)) from None
+
+
+@router.post(
+    "/{job_id}/cancel",
+    operation_id="cancel_job",
+    summary="Cancel a queued or running job",
+    responses={
+        200: {"description": "The job was queued and is now cancelled."},
+        202: {"description": "The job is running; its worker stops at its next report."},
+        **_NOT_FOUND,
+        409: {"model": Problem, "description": "The job has already finished."},
+        **_UNAVAILABLE,
+    },
+)
+def cancel_job(job_id: str, response: Response, store: StoreDep, owner: OwnerDep) -> Job:
+    try:
+        job = store.cancel(owner, job_id)
+    except JobNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    except JobFinished as error:
+        raise HTTPException(409, str(error)) from None
+    if job.status is not JobStatus.CANCELLED:
+        response.status_code = 202
+    return job

@@ -1,0 +1,262 @@
+"""The job endpoints over real HTTP (uvicorn), a real Redis and the real Celery producer.
+
+No worker runs here: a submitted job stays queued and its message waits on the ``gpu`` list, which
+the tests read back; the tests play the worker on the internal routes where they need one. The
+end-to-end tests with a real worker are in ``test_jobs_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from lrsched.jobs import JOB_QUEUE, TRAIN_TASK
+from service.cli import free_port
+from service.settings import ServiceSettings
+from tests.conftest import WORKER_TOKEN, launch_api
+
+CONFIG: dict[str, Any] = {
+    "schedule": {
+        "kind": "exponential_decay",
+        "step_size": 0.01,
+        "decay_steps": 10,
+        "decay_rate": 0.9,
+    },
+    "schedule_unit": "step",
+    "epochs": 2,
+    "batch_size": 32,
+    "dataset": "synthetic",
+    "max_train_examples": 64,
+    "max_eval_examples": 32,
+}
+WORKER = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def api_url(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    api = launch_api(redis_url, tmp_path_factory.mktemp("api"))
+    yield api.url
+    api.close()
+
+
+@pytest.fixture
+def client(redis_client: redis.Redis, api_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        yield client
+
+
+def queued_messages(redis_client: redis.Redis) -> list[dict[str, Any]]:
+    return [json.loads(raw) for raw in redis_client.lrange(JOB_QUEUE, 0, -1)]
+
+
+def submit(client: httpx.Client, body: dict[str, Any] | None = None, **headers: str) -> Any:
+    return client.post("/jobs", json=CONFIG if body is None else body, headers=headers)
+
+
+def test_submit_answers_202_with_location_and_queues_one_message(
+    client: httpx.Client, redis_client: redis.Redis
+) -> None:
+    response = submit(client)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["Location"] == f"/jobs/{job['id']}"
+    assert job["status"] == "queued" and job["attempt"] == 1 and job["owner"] == "local"
+    assert job["progress"] == {"epoch": 0, "epochs": 2, "step": 0, "steps": None}
+    assert job["metrics"] == [] and job["error"] is None
+    assert job["config"]["schedule"]["kind"] == "exponential_decay"
+    assert job["config"]["seed"] == 123  # defaults are filled in
+    (message,) = queued_messages(redis_client)
+    assert message["headers"]["task"] == TRAIN_TASK
+    assert message["headers"]["id"] == f"{job['id']}.1"
+    assert client.get(f"/jobs/{job['id']}").json() == job
+
+
+@pytest.mark.parametrize(
+    ("change", "loc"),
+    [
+        ({"epochs": 0}, ["body", "epochs"]),
+        ({"schedule": {"kind": "constant"}}, ["body", "schedule", "constant", "step_size"]),
+        ({"schedule": {"kind": "no_such_kind", "step_size": 1}}, ["body", "schedule"]),
+        ({"surprise": 1}, ["body", "surprise"]),
+    ],
+    ids=["epochs", "missing-param", "unknown-kind", "unknown-field"],
+)
+def test_an_invalid_config_is_refused_with_the_field_path(
+    client: httpx.Client, redis_client: redis.Redis, change: dict[str, Any], loc: list[str]
+) -> None:
+    response = submit(client, {**CONFIG, **change})
+    assert response.status_code == 422, response.text
+    assert loc in [error["loc"] for error in response.json()["detail"]]
+    assert queued_messages(redis_client) == []
+
+
+def test_a_schedule_that_goes_negative_during_the_run_is_refused_before_queueing(
+    client: httpx.Client, redis_client: redis.Redis
+) -> None:
+    falling = {"kind": "polynomial_decay", "step_size": 0.01, "decay_steps": 3,
+               "final_step_size": -0.01}  # fmt: skip
+    response = submit(client, {**CONFIG, "schedule": falling})
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "schedule"]
+    assert "step 2" in error["msg"]  # the first step with a negative rate
+    assert queued_messages(redis_client) == []
+
+
+def test_a_deadline_beyond_the_service_limit_is_refused(client: httpx.Client) -> None:
+    response = submit(client, {**CONFIG, "max_seconds": 10_000})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "max_seconds"] and "at most 120" in error["msg"]
+
+
+def test_an_idempotency_key_makes_a_retried_submit_return_the_same_job(
+    client: httpx.Client, redis_client: redis.Redis
+) -> None:
+    first = submit(client, **{"Idempotency-Key": "retry-me"})
+    again = submit(client, **{"Idempotency-Key": "retry-me"})
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert len(queued_messages(redis_client)) == 1
+    other = submit(client, {**CONFIG, "epochs": 3}, **{"Idempotency-Key": "retry-me"})
+    assert other.status_code == 422
+    assert other.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert submit(client).json()["id"] != first.json()["id"]  # no key: a new job
+
+
+def test_unknown_ids_answer_404_and_a_finished_job_cannot_be_cancelled(
+    client: httpx.Client,
+) -> None:
+    for response in (client.get("/jobs/nope"), client.post("/jobs/nope/cancel")):
+        assert response.status_code == 404
+        assert "no job with id 'nope'" in response.json()["detail"]
+    job = submit(client).json()
+    cancelled = client.post(f"/jobs/{job['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    again = client.post(f"/jobs/{job['id']}/cancel")
+    assert again.status_code == 409
+    assert again.json() == {
+        "detail": f"job {job['id']} is already cancelled; only a queued or running job can be "
+        "cancelled"
+    }
+
+
+def test_list_is_newest_first_paginated_and_filtered(client: httpx.Client) -> None:
+    ids = [submit(client).json()["id"] for _ in range(3)]
+    client.post(f"/jobs/{ids[0]}/cancel")
+    page = client.get("/jobs", params={"limit": 2}).json()
+    assert [job["id"] for job in page["items"]] == [ids[2], ids[1]]
+    rest = client.get("/jobs", params={"limit": 2, "cursor": page["next_cursor"]}).json()
+    assert [job["id"] for job in rest["items"]] == [ids[0]] and rest["next_cursor"] is None
+    cancelled = client.get("/jobs", params={"status": "cancelled"}).json()
+    assert [job["id"] for job in cancelled["items"]] == [ids[0]]
+    both = client.get("/jobs", params=[("status", "cancelled"), ("status", "queued")]).json()
+    assert len(both["items"]) == 3
+    for params, loc in (
+        ({"limit": 0}, ["query", "limit"]),
+        ({"status": "sleeping"}, ["query", "status", 0]),
+        ({"cursor": "not-a-cursor"}, ["query", "cursor"]),
+    ):
+        response = client.get("/jobs", params=params)
+        assert response.status_code == 422, params
+        assert response.json()["detail"][0]["loc"] == loc
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong-token"}, 403),
+        ({"X-API-Key": "a-client-key"}, 401),  # a client's credential is not a worker's
+        ({"Authorization": "Bearer a-client-key", "X-API-Key": "a-client-key"}, 403),
+    ],
+    ids=["none", "wrong-token", "client-key", "client-bearer"],
+)
+def test_internal_routes_refuse_anyone_without_the_worker_token(
+    client: httpx.Client, headers: dict[str, str], status: int
+) -> None:
+    job = submit(client).json()
+    reports = [
+        (f"/internal/jobs/{job['id']}/claim", {"attempt": 1, "worker": "w", "nonce": "n"}),
+        (f"/internal/jobs/{job['id']}/progress", {"attempt": 1, "step": 1}),
+        (f"/internal/jobs/{job['id']}/result", {"attempt": 1, "status": "succeeded"}),
+    ]
+    for path, body in reports:
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code == status, (path, response.text)
+    assert client.get(f"/jobs/{job['id']}").json()["status"] == "queued"
+
+
+def test_internal_routes_are_not_in_the_public_schema(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/jobs" in paths and "/readyz" in paths
+    assert not [path for path in paths if path.startswith("/internal")]
+
+
+def test_a_worker_report_is_answered_with_the_cancellation(client: httpx.Client) -> None:
+    job = submit(client).json()
+    claim = {"attempt": 1, "worker": "w", "nonce": "n"}
+    assert client.post(f"/internal/jobs/{job['id']}/claim", json=claim, headers=WORKER).json() == {
+        "job_id": job["id"], "attempt": 1, "lease_seconds": 60.0,
+    }  # fmt: skip
+    progress = {"attempt": 1, "step": 1, "steps": 4}
+    reply = client.post(f"/internal/jobs/{job['id']}/progress", json=progress, headers=WORKER)
+    assert reply.json() == {"status": "running", "cancel": False, "lease_seconds": 60.0}
+    assert client.post(f"/jobs/{job['id']}/cancel").status_code == 202
+    reply = client.post(f"/internal/jobs/{job['id']}/progress", json=progress, headers=WORKER)
+    assert reply.json()["cancel"] is True
+    stale = client.post(f"/internal/jobs/{job['id']}/claim", json={**claim, "nonce": "m"},
+                        headers=WORKER)  # fmt: skip
+    assert stale.status_code == 409 and "already running" in stale.json()["detail"]
+
+
+def test_readyz_needs_redis_and_a_live_worker_and_refuses_a_mismatched_one(
+    client: httpx.Client,
+) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "not ready", "redis": "ok", "workers": 0}
+    beat = {"worker": "w1@host", "device": "cpu:0", "pid": 1, "visibility_timeout": 150}
+    assert client.post("/internal/workers/heartbeat", json=beat, headers=WORKER).status_code == 204
+    assert client.get("/readyz").json() == {"status": "ready", "redis": "ok", "workers": 1}
+    wrong = client.post(
+        "/internal/workers/heartbeat", json={**beat, "visibility_timeout": 10}, headers=WORKER
+    )
+    assert wrong.status_code == 409 and "LRSCHED_VISIBILITY_TIMEOUT" in wrong.json()["detail"]
+
+
+def test_with_redis_down_job_endpoints_answer_503_and_evaluation_still_works(
+    tmp_path: Path,
+) -> None:
+    api = launch_api(f"redis://127.0.0.1:{free_port()}/0", tmp_path, redis_timeout_seconds=0.2)
+    client = api.client
+    with contextlib.closing(api):
+        for response in (
+            submit(client),
+            client.get("/jobs"),
+            client.get("/jobs/some-id"),
+            client.post("/jobs/some-id/cancel"),
+        ):
+            assert response.status_code == 503, response.text
+            assert "cannot be reached" in response.json()["detail"]
+            assert "schedule evaluation still works" in response.json()["detail"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["redis"].startswith("unreachable")
+        assert client.get("/healthz").status_code == 200
+        evaluated = client.post(
+            "/schedules/evaluate",
+            json={"schedule": {"kind": "constant", "step_size": 0.5}, "steps": [0, 1]},
+        )
+        assert evaluated.status_code == 200 and evaluated.json()["values"] == [0.5, 0.5]
+
+
+def test_settings_refuse_a_visibility_timeout_a_job_could_outlive() -> None:
+    with pytest.raises(ValueError, match="visibility_timeout"):
+        ServiceSettings(job_max_seconds=100, visibility_timeout=110)
