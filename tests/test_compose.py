@@ -71,7 +71,10 @@ def test_the_worker_reserves_one_gpu(config: dict[str, Any]) -> None:
 
 
 def test_configuration_comes_from_the_environment(config: dict[str, Any]) -> None:
-    api, worker = config["services"]["api"]["environment"], config["services"]["worker-gpu0"]["environment"]
+    api, worker = (
+        config["services"]["api"]["environment"],
+        config["services"]["worker-gpu0"]["environment"],
+    )
     assert api["LRSCHED_WORKER_TOKEN"] == worker["LRSCHED_WORKER_TOKEN"] == "a-secret"
     for name in ("LRSCHED_REDIS_URL", "LRSCHED_VISIBILITY_TIMEOUT", "LRSCHED_JOB_MAX_SECONDS"):
         assert api[name] == worker[name], name

@@ -1,0 +1,153 @@
+"""The Celery app of a training worker: ``celery -A worker.celery_app worker``.
+
+One worker process owns one accelerator (DESIGN §3): the solo pool with concurrency 1 (JAX never
+forks), prefetch 1 with late acks (a job a worker dies in is still on the broker), and a visibility
+timeout above the longest job, the same as the API's. Under solo, Celery's time limits, revoke and
+``task_reject_on_worker_lost`` do nothing, so deadlines live in the training loop, cancellation
+rides on the replies to reports, and a dead worker is noticed by the service's lease sweep.
+
+At start the worker refuses any other pool or concurrency, picks its device (``LRSCHED_DEVICE``
+when ``CUDA_VISIBLE_DEVICES`` is unset; the latter always wins) and logs the device JAX uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from typing import Any
+
+import httpx
+from celery import Celery, signals
+from kombu.entity import Queue
+
+from lrsched.jobs import JOB_QUEUE, TRAIN_TASK, WorkerHeartbeat
+from worker.reporter import ReporterError, ReportRefused, ServiceReporter
+from worker.settings import WorkerSettings, get_worker_settings
+
+log = logging.getLogger("lrsched.worker")
+
+
+def make_app(settings: WorkerSettings) -> Celery:
+    """The worker's Celery app, configured from ``settings``."""
+    app = Celery("lrsched-worker", broker=settings.redis_url, include=["worker.tasks"])
+    app.conf.update(
+        worker_pool="solo",
+        worker_concurrency=1,
+        worker_prefetch_multiplier=1,
+        task_acks_late=True,
+        task_acks_on_failure_or_timeout=True,
+        task_ignore_result=True,
+        task_queues=(Queue(JOB_QUEUE),),  # type: ignore[no-untyped-call]
+        task_default_queue=JOB_QUEUE,
+        task_create_missing_queues=False,
+        task_routes={TRAIN_TASK: {"queue": JOB_QUEUE}},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": settings.unacked_restore_interval,
+        },
+        broker_connection_retry_on_startup=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_soft_shutdown_timeout=30.0,
+        worker_enable_remote_control=True,
+        worker_send_task_events=False,
+        worker_hijack_root_logger=True,
+    )
+    return app
+
+
+settings = get_worker_settings()
+app = make_app(settings)
+
+
+class WorkerState:
+    """What this worker process is: its node name, its device, the job it runs."""
+
+    name = f"worker-{os.getpid()}"
+    device = "unknown"
+    job_id: str | None = None
+
+
+state = WorkerState()
+
+
+@functools.cache
+def reporter() -> ServiceReporter:
+    """The process's reporter (one connection pool to the service)."""
+    token = settings.worker_token.get_secret_value() if settings.worker_token else ""
+    client = httpx.Client(base_url=settings.service_url, timeout=settings.http_timeout_seconds)
+    return ServiceReporter(client, token, retry_seconds=settings.report_retry_seconds)
+
+
+def heartbeat(*, stopping: bool = False) -> WorkerHeartbeat:
+    return WorkerHeartbeat(
+        worker=state.name,
+        device=state.device,
+        pid=os.getpid(),
+        job_id=state.job_id,
+        visibility_timeout=settings.visibility_timeout,
+        stopping=stopping,
+    )
+
+
+@signals.worker_init.connect  # type: ignore[untyped-decorator]
+def _check_and_pick_device(sender: Any, **_: Any) -> None:
+    pool = sender.pool_cls if isinstance(sender.pool_cls, str) else sender.pool_cls.__module__
+    if "solo" not in str(pool) or sender.concurrency != 1:
+        raise SystemExit(
+            f"lrsched workers run one job at a time in the solo pool (got pool {pool}, "
+            f"concurrency {sender.concurrency}): start it as `celery -A worker.celery_app worker` "
+            "without -P/-c, one worker per accelerator"
+        )
+    if settings.worker_token is None:
+        raise SystemExit("set LRSCHED_WORKER_TOKEN: the worker reports to the service with it")
+    if settings.device is not None and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = settings.device
+    state.name = str(sender.hostname)
+    try:  # the API and the worker must agree on the visibility timeout: ask before consuming
+        reporter().heartbeat(heartbeat(), retry_seconds=3.0)
+    except ReportRefused as error:
+        raise SystemExit(f"the service refuses this worker: {error}") from None
+    except ReporterError as error:
+        log.warning("service not reachable yet (%s); heartbeats will keep trying", error)
+
+
+@signals.worker_process_init.connect  # type: ignore[untyped-decorator]
+def _log_device(**_: Any) -> None:
+    # Under the solo pool this runs once, in the only process: JAX starts here, never forked.
+    import jax
+
+    device = jax.devices()[0]
+    state.device = f"{device.platform}:{device.id}"
+    log.warning(
+        "lrsched worker trains on %s (%s; backend %s, %d device(s) visible, CUDA_VISIBLE_DEVICES=%s)",
+        state.device,
+        getattr(device, "device_kind", "?"),
+        jax.default_backend(),
+        jax.device_count(),
+        os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+    )
+
+
+@signals.worker_ready.connect  # type: ignore[untyped-decorator]
+def _start_heartbeats(**_: Any) -> None:
+    threading.Thread(target=_beat_forever, name="heartbeat", daemon=True).start()
+
+
+def _beat_forever() -> None:
+    stop = threading.Event()
+    while True:
+        try:
+            reporter().heartbeat(heartbeat())
+        except ReporterError as error:
+            log.warning("heartbeat not delivered: %s", error)
+        stop.wait(settings.heartbeat_seconds)
+
+
+@signals.worker_shutdown.connect  # type: ignore[untyped-decorator]
+def _say_goodbye(**_: Any) -> None:
+    try:
+        reporter().heartbeat(heartbeat(stopping=True))
+    except ReporterError as error:
+        log.warning("could not tell the service this worker stops: %s", error)

@@ -1,0 +1,201 @@
+"""The training task: a thin edge over ``lrsched.train`` (STYLE §3.2, rules 7 and 12).
+
+The task ``lrsched.train(job_id, attempt, config)`` re-validates the config, claims the attempt from the
+service, trains, and reports progress, each epoch's metrics and the result over HTTP. The service
+decides everything else: a claim it refuses (a stale or duplicate delivery, a cancelled job) is
+acknowledged without running; a reply that says ``cancel`` stops training at the next callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from celery import Task
+from pydantic import ValidationError
+
+from lrsched.config import ScheduleRangeError, TrainConfig, check_schedule
+from lrsched.idx import DataError
+from lrsched.jobs import TRAIN_TASK, FinalStatus, ReportReply
+from lrsched.metrics import EpochMetrics, TrainStatus
+from lrsched.train import TrainingError, train
+from worker.celery_app import app, reporter, settings, state
+from worker.reporter import ReporterError, ReportRefused, ServiceReporter, ServiceUnreachable
+
+log = logging.getLogger("lrsched.worker")
+
+
+class Keepalive:
+    """Posts the attempt's progress every ``every`` seconds from a thread, renewing its lease.
+
+    It also holds the reasons to stop: a reply that carried ``cancel``, or a refusal (a newer
+    attempt owns the job). The training callbacks ask :attr:`should_stop`.
+    """
+
+    def __init__(self, reporter: ServiceReporter, job_id: str, attempt: int, every: float) -> None:
+        self.reporter, self.job_id, self.attempt, self.every = reporter, job_id, attempt, every
+        self.step: int = 0
+        self.steps: int | None = None
+        self.cancelled = False
+        self.refused: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"keepalive-{job_id}", daemon=True)
+
+    @property
+    def should_stop(self) -> bool:
+        return self.cancelled or self.refused is not None
+
+    def update(self, step: int, steps: int | None) -> None:
+        self.step, self.steps = step, steps
+
+    def note(self, reply: ReportReply) -> None:
+        self.cancelled = self.cancelled or reply.cancel
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            try:
+                self.note(self.reporter.progress(self.job_id, self.attempt, self.step, self.steps))
+            except ReportRefused as error:
+                self.refused = str(error)
+            except ReporterError as error:
+                log.warning("job %s: progress not reported: %s", self.job_id, error)
+
+    def __enter__(self) -> Keepalive:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Where ``lrsched.train`` finds datasets (``train``'s keyword arguments of the same names)."""
+
+    data_dir: Path | None = None
+    cache_dir: Path | None = None
+    download: bool = True
+
+
+def execute(
+    service: ServiceReporter,
+    job_id: str,
+    attempt: int,
+    payload: dict[str, Any],
+    *,
+    worker: str,
+    progress_seconds: float = 2.0,
+    data: DataOptions = DataOptions(),
+) -> str:
+    """Run one delivery of one attempt of a job.
+
+    Returns:
+        How the delivery ended: ``succeeded``, ``failed``, ``cancelled``, or ``refused`` (the
+        service would not let it run, or took the job away from it).
+
+    Raises:
+        ServiceUnreachable: the service could not be reached for the whole retry budget.
+    """
+    invalid: str | None = None
+    try:
+        config = TrainConfig.model_validate(payload)
+        check_schedule(config)
+    except ValidationError as error:
+        invalid = f"the job's configuration is invalid: {error}"
+    except ScheduleRangeError as error:
+        invalid = str(error)
+    try:
+        claim = service.claim(job_id, attempt, worker, uuid.uuid4().hex)
+    except ReportRefused as error:
+        log.info("job %s attempt %d not run: %s", job_id, attempt, error)
+        return "refused"
+    if invalid is not None:
+        service.finish(job_id, attempt, "failed", invalid)
+        return "failed"
+    log.info("job %s: attempt %d claimed by %s", job_id, attempt, worker)
+    every = min(progress_seconds, claim.lease_seconds / 3)
+    try:
+        with Keepalive(service, job_id, attempt, every) as keepalive:
+
+            def on_epoch(metrics: EpochMetrics) -> bool:
+                step, steps = keepalive.step, keepalive.steps
+                keepalive.note(service.epoch(job_id, attempt, metrics, step, steps))
+                return keepalive.should_stop
+
+            def on_progress(steps_done: int, steps_total: int) -> bool:
+                keepalive.update(steps_done, steps_total)
+                return keepalive.should_stop
+
+            try:
+                result = train(
+                    config,
+                    data_dir=data.data_dir,
+                    cache_dir=data.cache_dir,
+                    download=data.download,
+                    on_epoch=on_epoch,
+                    on_progress=on_progress,
+                    progress_interval=progress_seconds,
+                )
+            except (ReportRefused, ServiceUnreachable):
+                raise
+            except Exception as error:
+                log.exception("job %s: training failed", job_id)
+                service.finish(
+                    job_id, attempt, "failed", _reason(error), keepalive.step, keepalive.steps
+                )
+                return "failed"
+    except ReportRefused as error:
+        log.info("job %s attempt %d stopped: %s", job_id, attempt, error)
+        return "refused"
+    if keepalive.refused is not None:
+        log.info("job %s attempt %d stopped: %s", job_id, attempt, keepalive.refused)
+        return "refused"
+    stopped = result.status is TrainStatus.STOPPED and keepalive.cancelled
+    status: FinalStatus = "cancelled" if stopped else "succeeded"
+    service.finish(job_id, attempt, status, None, result.steps_done, result.steps_total)
+    return status
+
+
+def _reason(error: BaseException) -> str:
+    """The job's ``error``: the library's own sentence for the failures it explains."""
+    text = str(error).strip()
+    if isinstance(error, TrainingError | DataError | ScheduleRangeError) and text:
+        return text
+    return f"training failed: {type(error).__name__}: {text}" if text else type(error).__name__
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name=TRAIN_TASK,
+    bind=True,
+    acks_late=True,
+    autoretry_for=(ServiceUnreachable,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=12,
+)
+def train_job(self: Task, job_id: str, attempt: int, config: dict[str, Any]) -> str:
+    """Celery's entry: one attempt of one job (the message is the job id, attempt and config)."""
+    state.job_id = job_id
+    try:
+        return execute(
+            reporter(),
+            job_id,
+            attempt,
+            config,
+            worker=str(self.request.hostname),
+            progress_seconds=settings.progress_seconds,
+            data=DataOptions(settings.data_dir, settings.cache_dir, settings.download),
+        )
+    finally:
+        state.job_id = None
