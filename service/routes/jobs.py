@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
 from lrsched.config import ScheduleRangeError, TrainConfig, check_schedule
 from lrsched.jobs import Job, JobPage, JobStatus
@@ -18,11 +19,20 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No such job."}
+    404: {"model": Problem, "description": "No such job."},
+    422: ERROR_RESPONSES[422],
 }
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": Problem, "description": "The job store (Redis) cannot be reached."}
 }
+
+
+def _json(
+    model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """The model as JSON, serialized once: FastAPI would first validate it again against the
+    route's response model, and the store built it validated already."""
+    return Response(model.model_dump_json(), status_code, headers, media_type="application/json")
 
 
 def _unprocessable(loc: list[str | int], msg: str, kind: str) -> RequestValidationError:
@@ -32,17 +42,26 @@ def _unprocessable(loc: list[str | int], msg: str, kind: str) -> RequestValidati
 @router.post(
     "",
     status_code=202,
+    response_model=Job,
     operation_id="submit_job",
     summary="Submit a training job",
     responses={
-        202: {"description": "Accepted: queued for a worker; Location is its URL."},
+        202: {
+            "description": "Accepted: queued for a worker; Location is its URL.",
+            "headers": {
+                "Location": {"description": "The job's URL.", "schema": {"type": "string"}},
+                "Retry-After": {
+                    "description": "Seconds until a poll is useful.",
+                    "schema": {"type": "integer"},
+                },
+            },
+        },
         **ERROR_RESPONSES,
         **_UNAVAILABLE,
     },
 )
 def submit_job(
     config: TrainConfig,
-    response: Response,
     store: StoreDep,
     queue: QueueDep,
     owner: OwnerDep,
@@ -56,7 +75,7 @@ def submit_job(
             description="Resending a submit with the same key returns the same job.",
         ),
     ] = None,
-) -> Job:
+) -> Response:
     """Validate the whole config (the schedule over every step the run will use), then queue it."""
     if config.max_seconds is not None and config.max_seconds > settings.job_max_seconds:
         raise _unprocessable(
@@ -81,13 +100,12 @@ def submit_job(
         except QueueUnavailable:
             store.mark_failed(job.id, "the broker could not be reached when the job was submitted")
             raise
-    response.headers["Location"] = f"/jobs/{job.id}"
-    response.headers["Retry-After"] = "2"
-    return job
+    return _json(job, 202, {"Location": f"/jobs/{job.id}", "Retry-After": "2"})
 
 
 @router.get(
     "",
+    response_model=JobPage,
     operation_id="list_jobs",
     summary="List jobs, newest first",
     responses={422: ERROR_RESPONSES[422], **_UNAVAILABLE},
@@ -102,45 +120,49 @@ def list_jobs(
     cursor: Annotated[
         str | None, Query(max_length=100, description="A next_cursor from the previous page.")
     ] = None,
-) -> JobPage:
+) -> Response:
     try:
-        return store.page(owner, statuses=status or (), limit=limit, cursor=cursor)
+        page = store.page(owner, statuses=status or (), limit=limit, cursor=cursor)
     except ValueError as error:
         raise _unprocessable(["query", "cursor"], str(error), "value_error") from None
+    return _json(page)
 
 
 @router.get(
     "/{job_id}",
+    response_model=Job,
     operation_id="get_job",
     summary="Read a job: status, progress, metrics",
     responses={**_NOT_FOUND, **_UNAVAILABLE},
 )
-def get_job(job_id: str, store: StoreDep, owner: OwnerDep) -> Job:
+def get_job(job_id: str, store: StoreDep, owner: OwnerDep) -> Response:
     try:
-        return store.get(owner, job_id)
+        return _json(store.get(owner, job_id))
     except JobNotFound as error:
         raise HTTPException(404, str(error)) from None
 
 
 @router.post(
     "/{job_id}/cancel",
+    response_model=Job,
     operation_id="cancel_job",
     summary="Cancel a queued or running job",
     responses={
         200: {"description": "The job was queued and is now cancelled."},
-        202: {"description": "The job is running; its worker stops at its next report."},
+        202: {
+            "model": Job,
+            "description": "The job is running; its worker stops at its next report.",
+        },
         **_NOT_FOUND,
         409: {"model": Problem, "description": "The job has already finished."},
         **_UNAVAILABLE,
     },
 )
-def cancel_job(job_id: str, response: Response, store: StoreDep, owner: OwnerDep) -> Job:
+def cancel_job(job_id: str, store: StoreDep, owner: OwnerDep) -> Response:
     try:
         job = store.cancel(owner, job_id)
     except JobNotFound as error:
         raise HTTPException(404, str(error)) from None
     except JobFinished as error:
         raise HTTPException(409, str(error)) from None
-    if job.status is not JobStatus.CANCELLED:
-        response.status_code = 202
-    return job
+    return _json(job, 200 if job.status is JobStatus.CANCELLED else 202)
