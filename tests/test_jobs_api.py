@@ -72,6 +72,7 @@ def test_submit_answers_202_with_location_and_queues_one_message(
     assert job["metrics"] == [] and job["error"] is None
     assert job["config"]["schedule"]["kind"] == "exponential_decay"
     assert job["config"]["seed"] == 123  # defaults are filled in
+    assert job["config"]["max_seconds"] == 120  # every job has a deadline: the service's cap
     (message,) = queued_messages(redis_client)
     assert message["headers"]["task"] == TRAIN_TASK
     assert message["headers"]["id"] == f"{job['id']}.1"

@@ -97,8 +97,17 @@ def execute(
     worker: str,
     progress_seconds: float = 2.0,
     data: DataOptions = DataOptions(),
+    max_seconds: float | None = None,
 ) -> str:
     """Run one delivery of one attempt of a job.
+
+    Args:
+        service: the reporter (the service's internal routes).
+        job_id, attempt, payload: the Celery message: the job, its attempt and its config.
+        worker: this worker's node name.
+        progress_seconds: how often progress is posted (and the lease renewed).
+        data: where the datasets are.
+        max_seconds: the longest any run may take here; a config without a deadline gets it.
 
     Returns:
         How the delivery ended: ``succeeded``, ``failed``, ``cancelled``, or ``refused`` (the
@@ -111,6 +120,10 @@ def execute(
     try:
         config = TrainConfig.model_validate(payload)
         check_schedule(config)
+        limit = max_seconds
+        if limit is not None and (config.max_seconds is None or config.max_seconds > limit):
+            # No run may outlive the broker's visibility timeout (DESIGN §3).
+            config = config.model_copy(update={"max_seconds": limit})
     except ValidationError as error:
         invalid = f"the job's configuration is invalid: {error}"
     except ScheduleRangeError as error:
@@ -196,6 +209,7 @@ def train_job(self: Task, job_id: str, attempt: int, config: dict[str, Any]) -> 
             worker=str(self.request.hostname),
             progress_seconds=settings.progress_seconds,
             data=DataOptions(settings.data_dir, settings.cache_dir, settings.download),
+            max_seconds=settings.job_max_seconds,
         )
     finally:
         state.job_id = None

@@ -77,7 +77,9 @@ def submit_job(
     ] = None,
 ) -> Response:
     """Validate the whole config (the schedule over every step the run will use), then queue it."""
-    if config.max_seconds is not None and config.max_seconds > settings.job_max_seconds:
+    if config.max_seconds is None:  # every job has a deadline: the broker's timeout outlasts it
+        config = config.model_copy(update={"max_seconds": settings.job_max_seconds})
+    elif config.max_seconds > settings.job_max_seconds:
         raise _unprocessable(
             ["body", "max_seconds"],
             f"max_seconds may be at most {settings.job_max_seconds:g} on this service "
