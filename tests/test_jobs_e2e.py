@@ -6,6 +6,7 @@ One API and one worker serve the whole module; each test submits tiny synthetic 
 from __future__ import annotations
 
 import math
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import Api, Proc, launch_api, launch_worker, poll_job
+from service.cli import worker_command
+from tests.conftest import REPO, Api, Proc, launch_api, launch_worker, poll_job, stack_env
 
 TINY: dict[str, Any] = {
     "schedule": {
@@ -125,3 +127,21 @@ def test_readyz_sees_the_worker(api: Api) -> None:
     response = api.client.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json()["workers"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("args", "settings", "message"),
+    [
+        (["-P", "threads", "-c", "2"], {}, "solo pool"),
+        ([], {"visibility_timeout": 200}, "LRSCHED_VISIBILITY_TIMEOUT"),
+    ],
+    ids=["threads-pool", "visibility-differs-from-the-api"],
+)
+def test_a_misconfigured_worker_refuses_to_start(
+    api: Api, redis_url: str, args: list[str], settings: dict[str, Any], message: str
+) -> None:
+    env = stack_env(redis_url, service_url=api.url, **settings)
+    command = [*worker_command("misfit@test"), *args]
+    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=90)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr

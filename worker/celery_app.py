@@ -16,9 +16,11 @@ import functools
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 import httpx
+import jax
 from celery import Celery, signals
 from kombu.entity import Queue
 
@@ -116,8 +118,6 @@ def _check_and_pick_device(sender: Any, **_: Any) -> None:
 @signals.worker_process_init.connect  # type: ignore[untyped-decorator]
 def _log_device(**_: Any) -> None:
     # Under the solo pool this runs once, in the only process: JAX starts here, never forked.
-    import jax
-
     device = jax.devices()[0]
     state.device = f"{device.platform}:{device.id}"
     log.warning(
@@ -136,13 +136,12 @@ def _start_heartbeats(**_: Any) -> None:
 
 
 def _beat_forever() -> None:
-    stop = threading.Event()
     while True:
         try:
             reporter().heartbeat(heartbeat())
         except ReporterError as error:
             log.warning("heartbeat not delivered: %s", error)
-        stop.wait(settings.heartbeat_seconds)
+        time.sleep(settings.heartbeat_seconds)
 
 
 @signals.worker_shutdown.connect  # type: ignore[untyped-decorator]
