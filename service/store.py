@@ -15,6 +15,7 @@ Errors, all :class:`StoreError`::
      +-- JobNotFound          no such job (for this owner)
      +-- JobFinished          a client asked to change a finished job
      +-- IdempotencyMismatch  an Idempotency-Key reused with another request
+     +-- IdempotencyPending   an Idempotency-Key whose first request is still in flight
      +-- ReportRefused        a worker's report or claim is stale, duplicate or too late
 """
 
@@ -40,6 +41,9 @@ from lrsched.jobs import Claim, FinalStatus, Job, JobPage, JobProgress, JobStatu
 from lrsched.metrics import EpochMetrics
 
 T = TypeVar("T")
+
+#: How long an Idempotency-Key is held for a request still creating its job.
+_PENDING_SECONDS = 30
 
 
 class Keys:
@@ -98,6 +102,13 @@ class IdempotencyMismatch(StoreError):
         super().__init__(
             "this Idempotency-Key was already used with a different job configuration; "
             "send a new key for a new job, or resend the original body"
+        )
+
+
+class IdempotencyPending(StoreError):
+    def __init__(self) -> None:
+        super().__init__(
+            "a request with this Idempotency-Key is still being processed; retry in a moment"
         )
 
 
@@ -224,18 +235,15 @@ class JobStore:
         if idempotency_key is not None:
             fingerprint = hashlib.sha256(config_json.encode()).hexdigest()
             key = self.keys.idempotency(owner, idempotency_key)
-            claimed = f"{job_id} {fingerprint}"
-            if not self.redis.set(key, claimed, nx=True, ex=self.idempotency_ttl):
-                existing = self.redis.get(key)
-                if existing is not None:
-                    existing_id, existing_fingerprint = str(existing).split(" ", 1)
-                    if existing_fingerprint != fingerprint:
-                        raise IdempotencyMismatch()
-                    try:
-                        return self.get(owner, existing_id), False
-                    except JobNotFound:
-                        pass  # the first request died before it created the job: create it now
-                self.redis.set(key, claimed, ex=self.idempotency_ttl)
+            # Held briefly until the job exists, so a request that dies half-way frees the key.
+            if not self.redis.set(key, f"{job_id} {fingerprint}", nx=True, ex=_PENDING_SECONDS):
+                existing_id, _, existing_fingerprint = str(self.redis.get(key) or "").partition(" ")
+                if existing_fingerprint != fingerprint:
+                    raise IdempotencyMismatch() if existing_fingerprint else IdempotencyPending()
+                try:
+                    return self.get(owner, existing_id), False
+                except JobNotFound:
+                    raise IdempotencyPending() from None
         now = self.clock()
         seq = int(self.redis.incr(self.keys.seq))
         fields: dict[str, str] = {
@@ -255,6 +263,8 @@ class JobStore:
             pipe.hset(self.keys.job(job_id), mapping=_encodable(fields))
             pipe.zadd(self.keys.owner_jobs(owner), {job_id: seq})
             pipe.zadd(self.keys.owner_status(owner, JobStatus.QUEUED), {job_id: seq})
+            if idempotency_key is not None:
+                pipe.expire(self.keys.idempotency(owner, idempotency_key), self.idempotency_ttl)
             pipe.execute()
         return self._job(_Record(fields), {}, config), True
 

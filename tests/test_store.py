@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import redis
 
@@ -10,6 +12,7 @@ from lrsched.jobs import JobStatus
 from lrsched.metrics import EpochMetrics
 from service.store import (
     IdempotencyMismatch,
+    IdempotencyPending,
     JobFinished,
     JobNotFound,
     JobStore,
@@ -106,7 +109,7 @@ def test_a_cursor_not_issued_by_the_store_is_refused() -> None:
 
 
 def test_an_idempotency_key_returns_the_same_job_and_refuses_another_body(
-    store: JobStore,
+    store: JobStore, redis_client: redis.Redis
 ) -> None:
     job, created = store.create("local", CONFIG, idempotency_key="k1")
     replay, created_again = store.create("local", CONFIG, idempotency_key="k1")
@@ -116,6 +119,19 @@ def test_an_idempotency_key_returns_the_same_job_and_refuses_another_body(
         store.create("local", other, idempotency_key="k1")
     assert store.create("other-owner", CONFIG, idempotency_key="k1")[0].id != job.id
     assert len(store.page("local").items) == 1
+    assert 3600 < redis_client.ttl(store.keys.idempotency("local", "k1")) <= 24 * 3600
+
+
+def test_an_idempotency_key_whose_first_request_is_in_flight_answers_pending(
+    store: JobStore, redis_client: redis.Redis
+) -> None:
+    fingerprint = hashlib.sha256(CONFIG.model_dump_json().encode()).hexdigest()
+    key = store.keys.idempotency("local", "k2")
+    redis_client.set(key, f"not-created-yet {fingerprint}", ex=30)  # as if mid-request
+    with pytest.raises(IdempotencyPending):
+        store.create("local", CONFIG, idempotency_key="k2")
+    redis_client.delete(key)  # the pending hold expired: the key is free again
+    assert store.create("local", CONFIG, idempotency_key="k2")[1]
 
 
 def test_claim_runs_the_attempt_and_refuses_stale_or_duplicate_deliveries(

@@ -13,7 +13,7 @@ from lrsched.jobs import Job, JobPage, JobStatus
 from service.deps import OwnerDep, QueueDep, SettingsDep, StoreDep
 from service.errors import ERROR_RESPONSES, Problem
 from service.queue import QueueUnavailable
-from service.store import IdempotencyMismatch, JobFinished, JobNotFound
+from service.store import IdempotencyMismatch, IdempotencyPending, JobFinished, JobNotFound
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -56,6 +56,10 @@ def _unprocessable(loc: list[str | int], msg: str, kind: str) -> RequestValidati
                 },
             },
         },
+        409: {
+            "model": Problem,
+            "description": "This Idempotency-Key's first request is in flight.",
+        },
         **ERROR_RESPONSES,
         **_UNAVAILABLE,
     },
@@ -92,6 +96,8 @@ def submit_job(
         raise _unprocessable(["body", "schedule"], str(error), "schedule_range") from None
     try:
         job, created = store.create(owner, config, idempotency_key=idempotency_key)
+    except IdempotencyPending as error:
+        raise HTTPException(409, str(error), headers={"Retry-After": "1"}) from None
     except IdempotencyMismatch as error:
         raise _unprocessable(
             ["header", "Idempotency-Key"], str(error), "idempotency_mismatch"
