@@ -10,12 +10,12 @@ import os
 
 os.environ["JAX_PLATFORMS"] = "cpu"
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-import orjson  # noqa: E402
-from fastapi import FastAPI, Request, Response  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orjson
+from fastapi import FastAPI, Request, Response
 
 app = FastAPI()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from oracles import reference_values  # noqa: E402
+from oracles import reference_values
 
 HUGE = 2**31 - 1  # optax's int32 count saturates here
 LOOSE_KINDS = {  # pow, exp or cos involved: rtol 1e-5; everything else 1e-6
