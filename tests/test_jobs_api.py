@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -261,3 +264,20 @@ def test_with_redis_down_job_endpoints_answer_503_and_evaluation_still_works(
 def test_settings_refuse_a_visibility_timeout_a_job_could_outlive() -> None:
     with pytest.raises(ValueError, match="visibility_timeout"):
         ServiceSettings(job_max_seconds=100, visibility_timeout=110)
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("lrsched.jobs", ("fastapi", "celery", "redis", "httpx", "starlette", "service", "worker")),
+        ("service.app", ("worker",)),  # the service enqueues by task name
+        ("worker.tasks", ("service", "fastapi")),  # the worker speaks HTTP to the service
+    ],
+)
+def test_imports_point_one_way(module: str, forbidden: tuple[str, ...]) -> None:
+    code = f"import sys, {module}; print(','.join(m for m in {forbidden!r} if m in sys.modules))"
+    env = {**os.environ, "LRSCHED_WORKER_TOKEN": "t", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == ""
