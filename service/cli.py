@@ -140,7 +140,9 @@ def dev(port: int, data_dir: Path) -> int:
         "LRSCHED_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "LRSCHED_SERVICE_URL": f"http://127.0.0.1:{port}",
         "LRSCHED_WORKER_TOKEN": os.environ.get("LRSCHED_WORKER_TOKEN") or secrets.token_urlsafe(32),
-        "LRSCHED_DATA_DIR": os.environ.get("LRSCHED_DATA_DIR") or str(data_dir / "datasets"),
+        "LRSCHED_CACHE_DIR": os.environ.get("LRSCHED_CACHE_DIR") or str(data_dir / "datasets"),
+        # Ctrl-C should not wait for a long job: it runs again as its next attempt at the next start.
+        "LRSCHED_SOFT_SHUTDOWN_SECONDS": "0",
     }
     api_env = {**env, "JAX_PLATFORMS": "cpu"}
     children: list[tuple[str, subprocess.Popen[bytes], int]] = []
@@ -153,8 +155,7 @@ def dev(port: int, data_dir: Path) -> int:
         api = subprocess.Popen(api_command("127.0.0.1", port), env=api_env, start_new_session=True)
         children.append(("api", api, signal.SIGTERM))
         wait_for_http(f"http://127.0.0.1:{port}/healthz", api)
-        # SIGQUIT: a cold stop, so Ctrl-C never waits for a long job; the job's lease then expires
-        # and the next start runs it again as its next attempt.
+        # SIGQUIT: Celery's cold stop (SIGTERM would wait for the running job to finish).
         worker = subprocess.Popen(worker_command("dev@%h"), env=env, start_new_session=True)
         children.append(("worker", worker, signal.SIGQUIT))
         pids = ", ".join(f"{name} pid {child.pid}" for name, child, _ in children)

@@ -115,6 +115,12 @@ def test_dev_runs_a_job_then_ctrl_c_leaves_no_process_and_a_restart_keeps_the_jo
             time.sleep(0.2)
         assert job["status"] == "succeeded", job
         assert [record["epoch"] for record in job["metrics"]] == [0, 1]
+        busy = httpx.post(f"{url}/jobs", json={**JOB, "epochs": 1000}, timeout=30).json()["id"]
+        while httpx.get(f"{url}/jobs/{busy}", timeout=10).json()["progress"]["step"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        stopping = time.monotonic()  # Ctrl-C with a job running: no waiting for it to end
+    assert time.monotonic() - stopping < 20
     assert not [pid for pid in pids if alive(pid)], log.read_text()
     assert processes_mentioning(str(data_dir)) == []
     assert (data_dir / "redis").is_dir()

@@ -39,7 +39,6 @@ def make_app(settings: WorkerSettings) -> Celery:
         worker_concurrency=1,
         worker_prefetch_multiplier=1,
         task_acks_late=True,
-        task_acks_on_failure_or_timeout=True,
         task_ignore_result=True,
         task_queues=(Queue(JOB_QUEUE),),  # type: ignore[no-untyped-call]
         task_default_queue=JOB_QUEUE,
@@ -51,10 +50,9 @@ def make_app(settings: WorkerSettings) -> Celery:
         },
         broker_connection_retry_on_startup=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
-        worker_soft_shutdown_timeout=30.0,
-        worker_enable_remote_control=True,
+        # A stop signal gives the running job this long to finish before the cold stop.
+        worker_soft_shutdown_timeout=settings.soft_shutdown_seconds,
         worker_send_task_events=False,
-        worker_hijack_root_logger=True,
     )
     return app
 
