@@ -64,10 +64,10 @@ from lrsched.data import IMAGE_SHAPE, NUM_CLASSES, Dataset, load_dataset
 from lrsched.metrics import EpochMetrics, TrainResult, TrainStatus
 from lrsched.model import Params
 
-#: Called with each finished epoch's record; returning True stops the run after that epoch.
+#: Called with each finished epoch's record; returning True (a bool) stops the run after it.
 OnEpoch = Callable[[EpochMetrics], "bool | None"]
 #: Called with (steps done, steps total) at least every `progress_interval` seconds, also before
-#: the first step and at the end of each epoch; returning True stops the run there.
+#: the first step and at the end of each epoch; returning True (a bool) stops the run there.
 OnProgress = Callable[[int, int], "bool | None"]
 
 #: Micro-batch size the CPU step aims for, and the most micro-batches it unrolls.
@@ -232,9 +232,15 @@ def _compiled(kind: str, shape: StepShape, args: tuple[Any, ...], wait: Callable
 
     def work() -> None:
         try:
-            result["compiled"] = jax.jit(fn).lower(*args).compile()
+            compiled = jax.jit(fn).lower(*args).compile()
         except BaseException as error:  # handed to the caller's thread
             result["error"] = error
+            return
+        # Cached here, so a compile whose run was stopped meanwhile still serves the next run.
+        with _COMPILED_LOCK:
+            _COMPILED[key] = result["compiled"] = compiled
+            while len(_COMPILED) > _MAX_COMPILED:
+                _COMPILED.popitem(last=False)
 
     thread = threading.Thread(target=work, name=f"lrsched-compile-{kind}", daemon=True)
     thread.start()
@@ -243,10 +249,6 @@ def _compiled(kind: str, shape: StepShape, args: tuple[Any, ...], wait: Callable
         wait()
     if "error" in result:
         raise result["error"]
-    with _COMPILED_LOCK:
-        _COMPILED[key] = result["compiled"]
-        while len(_COMPILED) > _MAX_COMPILED:
-            _COMPILED.popitem(last=False)
     return result["compiled"]
 
 
@@ -307,10 +309,16 @@ class _Run:
         if self.on_progress is None or not (force or now - self.last_beat >= self.interval):
             return
         self.last_beat = now
-        if self.on_progress(self.steps_done, self.steps_total):
+        if _asks_to_stop(self.on_progress(self.steps_done, self.steps_total)):
             raise _Stop(
                 f"on_progress asked to stop after {self.steps_done} of {self.steps_total} steps"
             )
+
+
+def _asks_to_stop(answer: object) -> bool:
+    # Only a boolean True stops: a callback that happens to return something else (a lambda
+    # around list.append or dict.setdefault) must not end a run by accident.
+    return isinstance(answer, bool | np.bool_) and bool(answer)
 
 
 def _batch(
@@ -353,7 +361,8 @@ def train(
         download: whether missing dataset files may be downloaded.
         data: train on this dataset instead of loading ``config.dataset`` (max_train_examples and
             max_eval_examples still apply).
-        on_epoch: called with each epoch's record; return True to stop after it.
+        on_epoch: called with each epoch's record; return True to stop after it (only a bool
+            True stops; None, False or anything else goes on).
         on_progress: called with ``(steps_done, steps_total)`` before the first step, at least
             every `progress_interval` seconds while training, evaluating, compiling or
             downloading, and at the end of each epoch; return True to stop there. Jobs use it
@@ -498,7 +507,7 @@ def _loop(
         run.metrics.append(record)
         run.good_params = params
         run.beat(force=True)
-        if on_epoch is not None and on_epoch(record):
+        if on_epoch is not None and _asks_to_stop(on_epoch(record)):
             raise _Stop(f"on_epoch asked to stop after epoch {epoch}")
     return TrainResult(
         config=config,

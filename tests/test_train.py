@@ -293,6 +293,16 @@ def test_on_epoch_can_stop_the_run(data: Dataset) -> None:
     assert result.steps_done == 16 and result.steps_total == 40
 
 
+def test_only_a_boolean_true_stops(data: Dataset) -> None:
+    result = train(
+        config(epochs=2),
+        data=data,
+        on_epoch=lambda record: record.epoch + 1,  # truthy, but not True
+        on_progress=lambda done, total: time.monotonic(),
+    )
+    assert result.status is TrainStatus.COMPLETED and len(result.metrics) == 2
+
+
 def test_on_progress_can_stop_mid_epoch(data: Dataset) -> None:
     calls: list[tuple[int, int]] = []
 
