@@ -198,6 +198,7 @@ def _fetch_once(
         actual = digest.hexdigest()
         if actual != remote.sha256:
             raise DownloadError(f"{url}: sha256 {actual} is not the published {remote.sha256}")
+        temp.chmod(0o644)  # mkstemp makes it 0600; a shared cache should be readable
         os.replace(temp, dest)
     except BaseException:
         temp.unlink(missing_ok=True)
