@@ -50,7 +50,7 @@ class TrainResult:
     config: TrainConfig
     #: One record per finished epoch.
     metrics: tuple[EpochMetrics, ...]
-    #: The parameters at the end of the last step run.
+    #: The parameters after the last step run (empty when stopped before the first step).
     params: Params
     status: TrainStatus
     #: Why the run stopped early (None when it completed).

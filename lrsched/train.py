@@ -41,7 +41,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -70,6 +70,8 @@ OnEpoch = Callable[[EpochMetrics], "bool | None"]
 #: Called with (steps done, steps total) at least every `progress_interval` seconds, also before
 #: the first step and at the end of each epoch; returning True (a bool) stops the run there.
 OnProgress = Callable[[int, int], "bool | None"]
+
+_T = TypeVar("_T")
 
 #: Micro-batch size the CPU step aims for, and the most micro-batches it unrolls.
 CPU_MICRO_BATCH = 32
@@ -229,28 +231,38 @@ def _compiled(kind: str, shape: StepShape, args: tuple[Any, ...], wait: Callable
             _COMPILED.move_to_end(key)
             return _COMPILED[key]
     fn = _train_step_fn(shape) if kind == "train" else _eval_step_fn(shape)
-    result: dict[str, Any] = {}
 
-    def work() -> None:
-        try:
-            compiled = jax.jit(fn).lower(*args).compile()
-        except BaseException as error:  # handed to the caller's thread
-            result["error"] = error
-            return
+    def work() -> Any:
+        compiled = jax.jit(fn).lower(*args).compile()
         # Cached here, so a compile whose run was stopped meanwhile still serves the next run.
         with _COMPILED_LOCK:
-            _COMPILED[key] = result["compiled"] = compiled
+            _COMPILED[key] = compiled
             while len(_COMPILED) > _MAX_COMPILED:
                 _COMPILED.popitem(last=False)
+        return compiled
 
-    thread = threading.Thread(target=work, name=f"lrsched-compile-{kind}", daemon=True)
+    return _beating(work, wait)
+
+
+def _beating(work: Callable[[], _T], wait: Callable[[], None]) -> _T:
+    """Run `work()` on a thread (XLA releases the GIL while compiling) while `wait()` ticks."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = work()
+        except BaseException as error:  # handed to the caller's thread
+            result["error"] = error
+
+    thread = threading.Thread(target=target, name="lrsched-compile", daemon=True)
     thread.start()
     while thread.is_alive():
         thread.join(0.05)
         wait()
     if "error" in result:
         raise result["error"]
-    return result["compiled"]
+    value: _T = result["value"]
+    return value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -393,14 +405,19 @@ def train(
     run = _Run(config, on_progress, progress_interval, started)
     batches = math.ceil(n_train / config.batch_size)
     run.steps_total = config.epochs * batches
-    run.params = run.good_params = model.init(
-        jax.random.PRNGKey(config.seed),
-        (config.batch_size, *(IMAGE_SHAPE if data is None else data.image_shape), 1),
-        config.conv_features,
-        NUM_CLASSES if data is None else data.num_classes,
-    )
+    image_shape = IMAGE_SHAPE if data is None else data.image_shape
+    classes = NUM_CLASSES if data is None else data.num_classes
     try:
         run.beat(force=True)
+        run.params = run.good_params = _beating(  # compiles the first time: seconds
+            lambda: model.init(
+                jax.random.PRNGKey(config.seed),
+                (config.batch_size, *image_shape, 1),
+                config.conv_features,
+                classes,
+            ),
+            run.beat,
+        )
         if data is None:
             data = load_dataset(
                 config.dataset,

@@ -317,6 +317,12 @@ def test_on_progress_can_stop_mid_epoch(data: Dataset) -> None:
     assert result.reason == "on_progress asked to stop after 11 of 24 steps"
 
 
+def test_a_stop_before_the_first_step_does_no_work(data: Dataset) -> None:
+    result = train(config(), data=data, on_progress=lambda done, total: True)
+    assert result.status is TrainStatus.STOPPED and result.steps_done == 0
+    assert result.metrics == () and result.params == {}
+
+
 def test_on_progress_beats_often_while_training(data: Dataset) -> None:
     stamps: list[float] = []
     train(
