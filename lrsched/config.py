@@ -192,9 +192,13 @@ def schedule_steps(config: TrainConfig, n_train: int | None = None) -> np.ndarra
     ``0 .. epochs - 1`` for the epoch unit; ``0 .. epochs * batches_per_epoch - 1`` for the step
     unit. `n_train` overrides the dataset's size (when training on data passed in directly).
     """
+    return np.arange(_step_count(config, n_train), dtype=np.int64)
+
+
+def _step_count(config: TrainConfig, n_train: int | None) -> int:
     if config.schedule_unit == "epoch":
-        return np.arange(config.epochs, dtype=np.int64)
-    return np.arange(config.epochs * batches_per_epoch(config, n_train), dtype=np.int64)
+        return config.epochs
+    return config.epochs * batches_per_epoch(config, n_train)
 
 
 def schedule_rates(config: TrainConfig, n_train: int | None = None) -> np.ndarray:
@@ -205,32 +209,49 @@ def schedule_rates(config: TrainConfig, n_train: int | None = None) -> np.ndarra
     """
     steps = schedule_steps(config, n_train)
     rates = evaluate(config.schedule, steps)
-    bad = ~np.isfinite(rates) | (rates < 0)
-    if bad.any():
-        index = int(np.argmax(bad))
-        step, value = int(steps[index]), float(rates[index])
-        problem = "is negative" if np.isfinite(value) else "is not finite"
-        if config.schedule_unit == "epoch":
-            where = f"step {step} (epoch {step})"
-            used = f"steps 0..{config.epochs - 1}, one per epoch"
-        else:
-            per_epoch = batches_per_epoch(config, n_train)
-            where = f"step {step} (epoch {step // per_epoch}, batch {step % per_epoch})"
-            used = f"steps 0..{steps.shape[0] - 1}, one per batch"
-        raise ScheduleRangeError(
-            step,
-            value,
-            f"the schedule's learning rate at {where} is {value!r}, which {problem}; training "
-            f"needs a finite, non-negative rate at every step it uses ({used}): change the "
-            "schedule's parameters",
-        )
+    _refuse_bad_rates(config, n_train, steps, rates)
     return rates
 
 
 def check_schedule(config: TrainConfig) -> None:
     """Refuse a schedule that is NaN, infinite or negative at any step the run would use.
 
+    Evaluates in chunks, so memory stays bounded however many steps the run has (a service
+    calls this for every submitted job).
+
     Raises:
         ScheduleRangeError: naming the first such step and its value.
     """
-    schedule_rates(config)
+    total = _step_count(config, None)
+    for begin in range(0, total, _CHECK_CHUNK):
+        steps = np.arange(begin, min(begin + _CHECK_CHUNK, total), dtype=np.int64)
+        _refuse_bad_rates(config, None, steps, evaluate(config.schedule, steps))
+
+
+#: Steps evaluated at once by :func:`check_schedule` (about 12 MB of work arrays).
+_CHECK_CHUNK = 1 << 20
+
+
+def _refuse_bad_rates(
+    config: TrainConfig, n_train: int | None, steps: np.ndarray, rates: np.ndarray
+) -> None:
+    bad = ~np.isfinite(rates) | (rates < 0)
+    if not bad.any():
+        return
+    index = int(np.argmax(bad))
+    step, value = int(steps[index]), float(rates[index])
+    problem = "is negative" if np.isfinite(value) else "is not finite"
+    if config.schedule_unit == "epoch":
+        where = f"step {step} (epoch {step})"
+        used = f"steps 0..{config.epochs - 1}, one per epoch"
+    else:
+        per_epoch = batches_per_epoch(config, n_train)
+        where = f"step {step} (epoch {step // per_epoch}, batch {step % per_epoch})"
+        used = f"steps 0..{_step_count(config, n_train) - 1}, one per batch"
+    raise ScheduleRangeError(
+        step,
+        value,
+        f"the schedule's learning rate at {where} is {value!r}, which {problem}; training "
+        f"needs a finite, non-negative rate at every step it uses ({used}): change the "
+        "schedule's parameters",
+    )

@@ -151,6 +151,18 @@ def test_a_non_finite_rate_is_refused_before_training() -> None:
     assert caught.value.step == 2 and math.isinf(caught.value.value)
 
 
+def test_check_schedule_finds_a_late_bad_step_in_a_huge_run() -> None:
+    # 1000 epochs at batch 1: 60 million steps, checked in chunks (bounded memory); the first bad
+    # step lies deep inside a later chunk and must still be named exactly.
+    late = {"kind": "expression", "expr": "where(step < 5000003, 0.1, -0.1)", "params": {}}
+    cfg = TrainConfig.model_validate(
+        {"schedule": late, "schedule_unit": "step", "epochs": 1000, "batch_size": 1,
+         "dataset": "fashion_mnist"}
+    )
+    with pytest.raises(ScheduleRangeError, match=r"at step 5000003 \(epoch 83, batch 20003\)"):
+        check_schedule(cfg)
+
+
 # --------------------------------------------------------------------------------------------------
 # Training
 
