@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +32,16 @@ TRAIN_TASK = "lrsched.train"
 JOB_QUEUE = "gpu"
 #: How much longer than the longest job the broker's visibility timeout must be (DESIGN §3).
 VISIBILITY_MARGIN = 1.25
+
+# The broker values the API and every worker must share (their settings' defaults).
+#: Redis URL of the job store and Celery broker.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: The longest a job may run, in seconds.
+DEFAULT_JOB_MAX_SECONDS = 4 * 3600.0
+#: Redis redelivers an unacknowledged message after this long (seconds).
+DEFAULT_VISIBILITY_TIMEOUT = 5 * 3600.0
+#: How often (seconds) the broker looks for messages past their visibility timeout.
+DEFAULT_UNACKED_RESTORE_INTERVAL = 10.0
 
 
 class JobStatus(StrEnum):
@@ -185,6 +195,20 @@ class WorkerHeartbeat(_Wire):
     visibility_timeout: float = Field(gt=0)
     #: True in the last heartbeat of a worker that is shutting down: it no longer counts as alive.
     stopping: bool = False
+
+
+def broker_transport_options(
+    visibility_timeout: float, unacked_restore_interval: float
+) -> dict[str, Any]:
+    """Celery's ``broker_transport_options`` for the Redis broker, the same in the API and workers.
+
+    On one broker the shortest visibility timeout wins, so both processes build them here from the
+    same settings values (``shared/reference/service.md`` §1.1).
+    """
+    return {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": unacked_restore_interval,
+    }
 
 
 def check_visibility_timeout(visibility_timeout: float, job_max_seconds: float) -> None:

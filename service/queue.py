@@ -7,7 +7,7 @@ from typing import Any, Protocol
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from lrsched.jobs import JOB_QUEUE, TRAIN_TASK
+from lrsched.jobs import JOB_QUEUE, TRAIN_TASK, broker_transport_options
 
 
 class QueueUnavailable(Exception):
@@ -32,10 +32,9 @@ class CeleryJobQueue:
     ) -> None:
         self.app = Celery("lrsched-api", broker=broker_url, set_as_current=False)
         self.app.conf.update(
-            broker_transport_options={
-                "visibility_timeout": visibility_timeout,
-                "unacked_restore_interval": unacked_restore_interval,
-            },
+            broker_transport_options=broker_transport_options(
+                visibility_timeout, unacked_restore_interval
+            ),
             broker_connection_retry_on_startup=True,
             task_publish_retry_policy={
                 "max_retries": 2,

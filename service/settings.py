@@ -8,7 +8,13 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lrsched.jobs import check_visibility_timeout
+from lrsched.jobs import (
+    DEFAULT_JOB_MAX_SECONDS,
+    DEFAULT_REDIS_URL,
+    DEFAULT_UNACKED_RESTORE_INTERVAL,
+    DEFAULT_VISIBILITY_TIMEOUT,
+    check_visibility_timeout,
+)
 
 
 class ServiceSettings(BaseSettings):
@@ -19,7 +25,7 @@ class ServiceSettings(BaseSettings):
     #: Largest request body accepted, in bytes (413 above it).
     max_body_bytes: int = 16 * 1024 * 1024
     #: Redis URL of the job store and Celery broker.
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = DEFAULT_REDIS_URL
     #: Seconds to wait for Redis before a job endpoint answers 503.
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
     #: Prefix of every Redis key the job store writes.
@@ -28,11 +34,11 @@ class ServiceSettings(BaseSettings):
     #: The credential workers present on the internal routes; unset, those routes answer 503.
     worker_token: SecretStr | None = None
     #: The longest a job may run (its ``max_seconds`` may not exceed this).
-    job_max_seconds: float = Field(default=4 * 3600, gt=0)
+    job_max_seconds: float = Field(default=DEFAULT_JOB_MAX_SECONDS, gt=0)
     #: Redis redelivers an unacknowledged message after this long; the same value in every worker.
-    visibility_timeout: float = Field(default=5 * 3600, gt=0)
+    visibility_timeout: float = Field(default=DEFAULT_VISIBILITY_TIMEOUT, gt=0)
     #: How often (seconds) the broker re-checks for messages past their visibility timeout.
-    unacked_restore_interval: float = Field(default=10.0, gt=0)
+    unacked_restore_interval: float = Field(default=DEFAULT_UNACKED_RESTORE_INTERVAL, gt=0)
     #: A running job whose worker has not reported for this long is presumed lost.
     lease_seconds: float = Field(default=60.0, gt=0)
     #: How often the API looks for expired leases (and re-enqueues their jobs).

@@ -22,6 +22,7 @@ import redis
 
 from lrsched.jobs import JOB_QUEUE, TRAIN_TASK
 from service.cli import free_port
+from service.queue import CeleryJobQueue
 from service.settings import ServiceSettings
 from tests.conftest import WORKER_TOKEN, launch_api
 
@@ -281,3 +282,23 @@ def test_imports_point_one_way(module: str, forbidden: tuple[str, ...]) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == ""
+
+
+def test_the_api_and_the_worker_share_their_broker_defaults_and_options() -> None:
+    from worker.celery_app import make_app
+    from worker.settings import WorkerSettings
+
+    service, worker = ServiceSettings(), WorkerSettings()
+    for name in ("redis_url", "job_max_seconds", "visibility_timeout", "unacked_restore_interval"):
+        assert getattr(service, name) == getattr(worker, name), name
+    queue = CeleryJobQueue(
+        service.redis_url,
+        visibility_timeout=service.visibility_timeout,
+        unacked_restore_interval=service.unacked_restore_interval,
+    )
+    try:
+        expected = queue.app.conf.broker_transport_options
+        assert make_app(worker).conf.broker_transport_options == expected
+        assert expected["visibility_timeout"] == service.visibility_timeout
+    finally:
+        queue.close()

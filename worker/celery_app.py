@@ -24,7 +24,7 @@ import jax
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from lrsched.jobs import JOB_QUEUE, TRAIN_TASK, WorkerHeartbeat
+from lrsched.jobs import JOB_QUEUE, TRAIN_TASK, WorkerHeartbeat, broker_transport_options
 from worker.reporter import ReporterError, ReportRefused, ServiceReporter
 from worker.settings import WorkerSettings, get_worker_settings
 
@@ -44,10 +44,9 @@ def make_app(settings: WorkerSettings) -> Celery:
         task_default_queue=JOB_QUEUE,
         task_create_missing_queues=False,
         task_routes={TRAIN_TASK: {"queue": JOB_QUEUE}},
-        broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout,
-            "unacked_restore_interval": settings.unacked_restore_interval,
-        },
+        broker_transport_options=broker_transport_options(
+            settings.visibility_timeout, settings.unacked_restore_interval
+        ),
         broker_connection_retry_on_startup=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         # A stop signal gives the running job this long to finish before the cold stop.

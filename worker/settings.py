@@ -13,7 +13,13 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lrsched.jobs import check_visibility_timeout
+from lrsched.jobs import (
+    DEFAULT_JOB_MAX_SECONDS,
+    DEFAULT_REDIS_URL,
+    DEFAULT_UNACKED_RESTORE_INTERVAL,
+    DEFAULT_VISIBILITY_TIMEOUT,
+    check_visibility_timeout,
+)
 
 
 class WorkerSettings(BaseSettings):
@@ -22,17 +28,17 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LRSCHED_", frozen=True, extra="ignore")
 
     #: Redis URL of the Celery broker (the API's job store lives there too; the worker never writes it).
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = DEFAULT_REDIS_URL
     #: Where the worker reaches the service's internal routes.
     service_url: str = "http://127.0.0.1:8000"
     #: The worker's own credential for those routes (not a client's key).
     worker_token: SecretStr | None = None
     #: The same as the API's: the longest a job may run.
-    job_max_seconds: float = Field(default=4 * 3600, gt=0)
+    job_max_seconds: float = Field(default=DEFAULT_JOB_MAX_SECONDS, gt=0)
     #: The same as the API's: Redis redelivers an unacknowledged message after this long.
-    visibility_timeout: float = Field(default=5 * 3600, gt=0)
+    visibility_timeout: float = Field(default=DEFAULT_VISIBILITY_TIMEOUT, gt=0)
     #: How often (seconds) the broker re-checks for messages past their visibility timeout.
-    unacked_restore_interval: float = Field(default=10.0, gt=0)
+    unacked_restore_interval: float = Field(default=DEFAULT_UNACKED_RESTORE_INTERVAL, gt=0)
     #: Which GPU this worker owns when ``CUDA_VISIBLE_DEVICES`` is unset (it wins when set).
     device: str | None = None
     #: A directory holding the datasets' IDX files (never downloaded into); None: use the cache.
