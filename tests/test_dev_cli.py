@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from service.cli import free_port
-from tests.conftest import REPO
+from tests.servers import REPO
 
 JOB = {
     "schedule": {"kind": "constant", "step_size": 0.01},

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import api_server, free_port
+from service.cli import free_port
+from tests.servers import launch_api
 
 C = {"kind": "constant", "step_size": 0.1}
 S = ["body", "schedule"]
@@ -133,10 +134,13 @@ INVALID: list[tuple[str, Any, int, list[Any], str]] = [
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    unreachable = f"redis://127.0.0.1:{free_port()}/0"
-    with api_server({"LRSCHED_REDIS_URL": unreachable}) as url, httpx.Client(base_url=url, timeout=60) as http:
-        yield http
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    api = launch_api(f"redis://127.0.0.1:{free_port()}/0", tmp_path_factory.mktemp("api"))
+    try:
+        with httpx.Client(base_url=api.url, timeout=60) as http:
+            yield http
+    finally:
+        api.close()
 
 
 def post(client: httpx.Client, payload: Any) -> httpx.Response:

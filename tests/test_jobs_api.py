@@ -24,7 +24,7 @@ from lrsched.jobs import JOB_QUEUE, TRAIN_TASK
 from service.cli import free_port
 from service.queue import CeleryJobQueue
 from service.settings import ServiceSettings
-from tests.conftest import WORKER_TOKEN, launch_api
+from tests.servers import WORKER_TOKEN, launch_api
 
 CONFIG: dict[str, Any] = {
     "schedule": {

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from service.cli import worker_command
-from tests.conftest import REPO, Api, Proc, launch_api, launch_worker, poll_job, stack_env
+from tests.conftest import finished, poll_job
+from tests.servers import REPO, Api, Proc, launch_api, launch_worker, stack_env
 
 TINY: dict[str, Any] = {
     "schedule": {
@@ -56,10 +57,6 @@ def stack(
 @pytest.fixture
 def api(stack: tuple[Api, Proc]) -> Api:
     return stack[0]
-
-
-def finished(job: dict[str, Any]) -> bool:
-    return job["status"] in {"succeeded", "failed", "cancelled"}
 
 
 def submit(api: Api, config: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.conftest import Api, Proc, poll_job
+from tests.conftest import finished, poll_job
+from tests.servers import Api, Proc
 
 # About a second an epoch on this machine's CPU, so a test can act between epochs.
 SLOW: dict[str, Any] = {
@@ -20,10 +21,6 @@ SLOW: dict[str, Any] = {
     "max_train_examples": 1600,
     "max_eval_examples": 16,
 }
-
-
-def finished(job: dict[str, Any]) -> bool:
-    return job["status"] in {"succeeded", "failed", "cancelled"}
 
 
 def test_a_worker_killed_mid_job_leads_to_attempt_2_with_each_epoch_once(
