@@ -1,8 +1,9 @@
 """What the job routes depend on (``Annotated`` aliases), and the job machinery's lifespan.
 
 ``install_job_services(app)`` gives an app its Redis client, job store and queue for its lifetime,
-the background sweep that re-enqueues jobs whose worker was lost (the service owns recovery,
-DESIGN §3), and the 503 answers for a job store that cannot be reached.
+the background sweep (:mod:`service.sweep`: re-enqueues jobs whose worker was lost and drains the
+outbox; the service owns recovery, DESIGN §3), and the 503 answers for a job store that cannot be
+reached.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import anyio.to_thread
 import redis
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -22,9 +22,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from service.queue import CeleryJobQueue, JobQueue, QueueUnavailable
+from service.queue import CeleryJobQueue, JobQueue
 from service.settings import ServiceSettings
 from service.store import JobStore, Keys
+from service.sweep import Sweeper
 
 log = logging.getLogger("lrsched.service")
 
@@ -96,24 +97,6 @@ def redis_client(settings: ServiceSettings) -> redis.Redis:
     )
 
 
-async def _sweep(store: JobStore, queue: JobQueue, every: float) -> None:
-    """Re-enqueue the jobs whose lease expired, forever; a Redis outage only delays it."""
-    while True:
-        try:
-            for requeue in await anyio.to_thread.run_sync(store.expire_leases):
-                log.warning(
-                    "job %s: its worker stopped reporting; queued again as attempt %d",
-                    requeue.job_id,
-                    requeue.attempt,
-                )
-                await anyio.to_thread.run_sync(
-                    queue.enqueue, requeue.job_id, requeue.attempt, requeue.config
-                )
-        except (redis.RedisError, QueueUnavailable) as error:
-            log.warning("lease sweep skipped: %s", error)
-        await asyncio.sleep(every)
-
-
 @contextlib.asynccontextmanager
 async def _job_services(app: FastAPI) -> AsyncIterator[None]:
     settings: ServiceSettings = app.state.settings
@@ -132,7 +115,8 @@ async def _job_services(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.job_store = store
     app.state.job_queue = queue
-    sweeper = asyncio.create_task(_sweep(store, queue, settings.sweep_seconds))
+    sweep = Sweeper(store, queue, grace=settings.lease_seconds)
+    sweeper = asyncio.create_task(sweep.run(settings.sweep_seconds))
     try:
         yield
     finally:
@@ -172,5 +156,5 @@ def install_job_services(app: FastAPI) -> None:
             yield state
 
     app.router.lifespan_context = lifespan
-    for error in (redis.ConnectionError, redis.TimeoutError, QueueUnavailable):
+    for error in (redis.ConnectionError, redis.TimeoutError):
         app.add_exception_handler(error, _store_unavailable)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from celery import Celery
-from kombu.exceptions import OperationalError
 
 from lrsched.jobs import JOB_QUEUE, TRAIN_TASK, broker_transport_options
 
@@ -48,7 +47,7 @@ class CeleryJobQueue:
         """Publish one attempt; its Celery task id is ``{job_id}.{attempt}``.
 
         Raises:
-            QueueUnavailable: the broker could not be reached.
+            QueueUnavailable: the broker did not take it (unreachable, or refusing writes).
         """
         try:
             self.app.send_task(
@@ -57,8 +56,8 @@ class CeleryJobQueue:
                 task_id=f"{job_id}.{attempt}",
                 queue=JOB_QUEUE,
             )
-        except OperationalError as error:
-            raise QueueUnavailable(str(error)) from error
+        except Exception as error:  # kombu's OperationalError, or Redis refusing (OOM, read-only)
+            raise QueueUnavailable(f"{type(error).__name__}: {error}") from error
 
     def close(self) -> None:
         self.app.close()

@@ -6,6 +6,12 @@ report overwrites itself instead of adding a row (DESIGN §2.4). Listings are so
 creation sequence number, one per owner and one per (owner, status). Leases are a sorted set scored
 by expiry. Every key name is built by :class:`Keys`.
 
+A job attempt that must be put on the broker is first written to the *outbox* (a sorted set of
+``"{job_id}:{attempt}"`` scored by when it is due), in the same transaction that makes the attempt
+queued; the service's sweep enqueues what is due and only then removes it. So a broker that refuses
+a message, or an API that dies between the two steps, delays a job but never loses it. Enqueuing an
+attempt twice is harmless: the claim refuses the second delivery.
+
 Every change of a job is one optimistic transaction (WATCH the hash, decide, MULTI/EXEC), so
 concurrent reports, cancels and the lease sweep of several API processes never interleave badly.
 
@@ -25,6 +31,7 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -42,6 +49,8 @@ from lrsched.metrics import EpochMetrics
 
 T = TypeVar("T")
 
+log = logging.getLogger("lrsched.service")
+
 #: How long an Idempotency-Key is held for a request still creating its job.
 _PENDING_SECONDS = 30
 
@@ -57,6 +66,8 @@ class Keys:
         self.leases = f"{prefix}:leases"
         #: Sorted set: worker name -> last heartbeat (Unix seconds).
         self.workers = f"{prefix}:workers"
+        #: Sorted set: ``"{job_id}:{attempt}"`` to put on the broker -> when it is due (Unix s).
+        self.outbox = f"{prefix}:outbox"
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
@@ -121,12 +132,16 @@ class ReportRefused(StoreError):
 
 
 @dataclass(frozen=True)
-class Requeue:
-    """A job the lease sweep put back on the queue: enqueue ``attempt`` with ``config``."""
+class Enqueue:
+    """A job attempt to put on the broker, with the config it runs."""
 
     job_id: str
     attempt: int
     config: dict[str, Any]
+
+
+def _outbox_member(job_id: str, attempt: int) -> str:
+    return f"{job_id}:{attempt}"
 
 
 @dataclass(frozen=True)
@@ -197,6 +212,8 @@ class JobStore:
         lease_seconds: how long a claim or report keeps a running job's lease.
         max_attempts: attempts before a job whose workers keep dying fails.
         idempotency_ttl: seconds an Idempotency-Key is remembered.
+        outbox_delay: how long after a submit the sweep enqueues the job itself, in case the
+            request that created it died before it could (the route enqueues at once).
         clock: Unix time now (tests pass a fake one to expire leases without waiting).
     """
 
@@ -208,6 +225,7 @@ class JobStore:
         lease_seconds: float = 60.0,
         max_attempts: int = 3,
         idempotency_ttl: int = 24 * 3600,
+        outbox_delay: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = client
@@ -215,6 +233,7 @@ class JobStore:
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.idempotency_ttl = idempotency_ttl
+        self.outbox_delay = outbox_delay
         self.clock = clock
 
     # -- clients' side ------------------------------------------------------------------------
@@ -223,6 +242,9 @@ class JobStore:
         self, owner: str, config: TrainConfig, *, idempotency_key: str | None = None
     ) -> tuple[Job, bool]:
         """Record a new queued job; with a key already used for the same config, return that job.
+
+        The job is in the outbox, due ``outbox_delay`` from now: the caller enqueues it and then
+        calls :meth:`enqueued`; if it never gets there, the sweep enqueues it.
 
         Returns:
             The job, and whether it was created now (False: an idempotent replay).
@@ -263,6 +285,7 @@ class JobStore:
             pipe.hset(self.keys.job(job_id), mapping=_encodable(fields))
             pipe.zadd(self.keys.owner_jobs(owner), {job_id: seq})
             pipe.zadd(self.keys.owner_status(owner, JobStatus.QUEUED), {job_id: seq})
+            pipe.zadd(self.keys.outbox, {_outbox_member(job_id, 1): now + self.outbox_delay})
             if idempotency_key is not None:
                 pipe.expire(self.keys.idempotency(owner, idempotency_key), self.idempotency_ttl)
             pipe.execute()
@@ -334,17 +357,6 @@ class JobStore:
 
         self._transact(job_id, decide)
         return self.get(owner, job_id)
-
-    def mark_failed(self, job_id: str, error: str) -> None:
-        """Fail a job that cannot run (e.g. the broker refused it); a finished job is left alone."""
-
-        def decide(pipe: Pipeline, record: _Record, now: float) -> None:
-            if record.status.finished:
-                return
-            pipe.multi()
-            self._move(pipe, record, JobStatus.FAILED, now, error=error)
-
-        self._transact(job_id, decide)
 
     # -- workers' side ------------------------------------------------------------------------
 
@@ -448,22 +460,23 @@ class JobStore:
 
         return self._transact(job_id, decide)
 
-    def expire_leases(self) -> list[Requeue]:
+    def expire_leases(self) -> list[Enqueue]:
         """Deal with every running job whose worker stopped reporting (the service owns recovery).
 
         A job with attempts left goes back to the queue as the next attempt (its metrics so far are
-        dropped, so the record ends with one set); one whose cancel was asked ends cancelled; one
-        with no attempts left fails.
+        dropped, so the record ends with one set) and into the outbox, due now; one whose cancel
+        was asked ends cancelled; one with no attempts left fails. A record that cannot be read
+        is logged and skipped, so it cannot stop the recovery of the others.
 
         Returns:
-            The jobs to enqueue again.
+            The attempts it queued (the outbox has them; :meth:`due_enqueues` hands them out).
         """
         now = self.clock()
-        requeues: list[Requeue] = []
+        requeues: list[Enqueue] = []
         for member in self.redis.zrangebyscore(self.keys.leases, "-inf", now):
             job_id = str(member)
 
-            def decide(pipe: Pipeline, record: _Record, now: float) -> Requeue | None:
+            def decide(pipe: Pipeline, record: _Record, now: float) -> Enqueue | None:
                 lease = record.time("lease_expires_at") or 0.0
                 if record.status is not JobStatus.RUNNING:
                     pipe.multi()
@@ -494,16 +507,54 @@ class JobStore:
                 pipe.hset(key, mapping={"attempt": str(record.attempt + 1), "step": "0"})
                 pipe.hdel(key, "started_at", "worker", "nonce", "steps", "lease_expires_at")
                 pipe.delete(self.keys.metrics(record["id"]))
-                return Requeue(record["id"], record.attempt + 1, json.loads(record["config"]))
+                pipe.zadd(self.keys.outbox, {_outbox_member(record["id"], record.attempt + 1): now})
+                return Enqueue(record["id"], record.attempt + 1, json.loads(record["config"]))
 
             try:
                 requeue = self._transact(job_id, decide, now=now)
             except JobNotFound:
                 self.redis.zrem(self.keys.leases, job_id)
                 continue
+            except redis.RedisError:
+                raise
+            except Exception:
+                log.exception("job %s: its lease could not be checked; skipped", job_id)
+                continue
             if requeue is not None:
                 requeues.append(requeue)
         return requeues
+
+    def due_enqueues(self, limit: int = 100) -> list[Enqueue]:
+        """The outbox's attempts that are due, oldest first, each still queued on that attempt.
+
+        An entry whose job was cancelled, claimed, moved on to another attempt or deleted needs no
+        message any more: it is removed here. One whose record cannot be read is logged, left.
+        """
+        now = self.clock()
+        due: list[Enqueue] = []
+        for raw in self.redis.zrangebyscore(self.keys.outbox, "-inf", now, start=0, num=limit):
+            member = str(raw)
+            job_id, _, attempt_text = member.rpartition(":")
+            try:
+                fields = cast("dict[str, str]", self.redis.hgetall(self.keys.job(job_id)))
+                record = _Record(fields) if fields else None
+                if (
+                    record is None
+                    or record.status is not JobStatus.QUEUED
+                    or str(record.attempt) != attempt_text
+                ):
+                    self.redis.zrem(self.keys.outbox, member)
+                    continue
+                due.append(Enqueue(job_id, record.attempt, json.loads(record["config"])))
+            except redis.RedisError:
+                raise
+            except Exception:
+                log.exception("job %s: its outbox entry %r could not be read; left", job_id, member)
+        return due
+
+    def enqueued(self, job_id: str, attempt: int) -> None:
+        """The broker took ``attempt`` of the job: take it out of the outbox."""
+        self.redis.zrem(self.keys.outbox, _outbox_member(job_id, attempt))
 
     def worker_seen(self, name: str, info: Mapping[str, str]) -> None:
         """Note that a worker is alive (``/readyz`` counts recent ones)."""

@@ -244,3 +244,48 @@ def test_workers_count_as_live_while_they_beat(store: JobStore, clock: Clock) ->
     assert store.live_workers(5) == 1
     clock.now += 6
     assert store.live_workers(5) == 0
+
+
+def outbox(redis_client: redis.Redis, store: JobStore) -> list[str]:
+    return [str(member) for member in redis_client.zrange(store.keys.outbox, 0, -1)]
+
+
+def test_a_new_job_is_in_the_outbox_until_enqueued_and_due_only_after_the_route_had_its_chance(
+    store: JobStore, redis_client: redis.Redis, clock: Clock
+) -> None:
+    job, _ = store.create("local", CONFIG)
+    assert outbox(redis_client, store) == [f"{job.id}:1"]  # written in the create's MULTI
+    assert store.due_enqueues() == []  # the route enqueues it itself first
+    clock.now += store.outbox_delay
+    (due,) = store.due_enqueues()  # the route never got there: the sweep will
+    assert (due.job_id, due.attempt) == (job.id, 1)
+    assert TrainConfig.model_validate(due.config) == CONFIG
+    store.enqueued(job.id, 1)
+    assert outbox(redis_client, store) == [] and store.due_enqueues() == []
+
+
+def test_an_expired_lease_puts_the_next_attempt_in_the_outbox_in_the_same_transaction(
+    store: JobStore, redis_client: redis.Redis, clock: Clock
+) -> None:
+    job, _ = store.create("local", CONFIG)
+    store.enqueued(job.id, 1)
+    store.claim(job.id, 1, "w1", "n1")
+    clock.now += 11
+    (requeue,) = store.expire_leases()
+    assert outbox(redis_client, store) == [f"{job.id}:2"]
+    (due,) = store.due_enqueues()  # due at once: no one else enqueues a requeue
+    assert (due.job_id, due.attempt) == (job.id, 2) == (requeue.job_id, requeue.attempt)
+
+
+def test_outbox_entries_that_need_no_message_any_more_are_dropped(
+    store: JobStore, redis_client: redis.Redis, clock: Clock
+) -> None:
+    cancelled, _ = store.create("local", CONFIG)
+    store.cancel("local", cancelled.id)
+    claimed, _ = store.create("local", CONFIG)
+    store.claim(claimed.id, 1, "w1", "n1")  # its message was delivered after all
+    waiting, _ = store.create("local", CONFIG)
+    redis_client.zadd(store.keys.outbox, {"deleted-job:1": 0})
+    clock.now += store.outbox_delay
+    assert [(due.job_id, due.attempt) for due in store.due_enqueues()] == [(waiting.id, 1)]
+    assert outbox(redis_client, store) == [f"{waiting.id}:1"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Annotated, Any
 
+import redis
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
@@ -16,6 +19,8 @@ from service.queue import QueueUnavailable
 from service.store import IdempotencyMismatch, IdempotencyPending, JobFinished, JobNotFound
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+log = logging.getLogger("lrsched.service")
 
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -103,11 +108,15 @@ def submit_job(
             ["header", "Idempotency-Key"], str(error), "idempotency_mismatch"
         ) from None
     if created:
+        # The job is in the store's outbox: if this enqueue fails, or this process dies first,
+        # the sweep enqueues it; enqueuing it twice is harmless (the claim refuses a duplicate).
         try:
             queue.enqueue(job.id, job.attempt, config.model_dump(mode="json"))
-        except QueueUnavailable:
-            store.mark_failed(job.id, "the broker could not be reached when the job was submitted")
-            raise
+        except QueueUnavailable as error:
+            log.warning("job %s: not enqueued yet (%s); the sweep will retry", job.id, error)
+        else:
+            with contextlib.suppress(redis.RedisError):
+                store.enqueued(job.id, job.attempt)
     return _json(job, 202, {"Location": f"/jobs/{job.id}", "Retry-After": "2"})
 
 
