@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from lrsched.config import TrainConfig
 from lrsched.metrics import EpochMetrics
@@ -30,6 +30,8 @@ from lrsched.metrics import EpochMetrics
 TRAIN_TASK = "lrsched.train"
 #: The broker queue that workers owning an accelerator consume.
 JOB_QUEUE = "gpu"
+#: The longest ``error`` a job records; a longer one is cut in the middle (see :func:`shorten`).
+MAX_ERROR_CHARS = 10_000
 #: How much longer than the longest job the broker's visibility timeout must be (DESIGN §3).
 VISIBILITY_MARGIN = 1.25
 
@@ -68,6 +70,23 @@ _FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLE
 
 #: The states a worker may end a job in.
 FinalStatus = Literal["succeeded", "failed", "cancelled"]
+
+
+def shorten(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` if it has at most ``limit`` characters, else its head and tail around a note.
+
+    An error's first lines say what failed (XLA's ``RESOURCE_EXHAUSTED: Out of memory ...``) and
+    its last ones what raised (a traceback's final line), so the middle is what goes.
+    """
+    if len(text) <= limit:
+        return text
+    half = max(0, (limit - 60) // 2)  # 60: room for the note
+    cut = len(text) - 2 * half
+    return f"{text[:half]}\n[... {cut} characters cut ...]\n{text[len(text) - half :]}"
+
+
+def _shortened(value: object) -> object:
+    return shorten(value) if isinstance(value, str) else value
 
 
 class _Wire(BaseModel):
@@ -168,7 +187,10 @@ class ResultReport(_Wire):
 
     attempt: _Attempt
     status: FinalStatus
-    error: str | None = Field(default=None, max_length=10_000)
+    #: Why it failed. A longer one than :data:`MAX_ERROR_CHARS` is shortened, never refused: the
+    #: worker shortens it before sending and the service again on receipt, so a long XLA or
+    #: validation error cannot make the result itself fail (and the job be wrongly retried).
+    error: Annotated[str | None, BeforeValidator(_shortened)] = None
     step: int | None = Field(default=None, ge=0)
     steps: int | None = Field(default=None, ge=0)
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis
 
-from lrsched.jobs import JOB_QUEUE, TRAIN_TASK
+from lrsched.jobs import JOB_QUEUE, MAX_ERROR_CHARS, TRAIN_TASK
 from service.cli import free_port
 from service.queue import CeleryJobQueue
 from service.settings import ServiceSettings
@@ -302,3 +302,17 @@ def test_the_api_and_the_worker_share_their_broker_defaults_and_options() -> Non
         assert expected["visibility_timeout"] == service.visibility_timeout
     finally:
         queue.close()
+
+
+def test_an_over_long_error_is_recorded_shortened_not_refused(client: httpx.Client) -> None:
+    job = submit(client).json()
+    claim = {"attempt": 1, "worker": "w", "nonce": "n"}
+    assert client.post(f"/internal/jobs/{job['id']}/claim", json=claim, headers=WORKER).is_success
+    error = "ValueError: the first line" + " and more" * 20_000 + " the last line"
+    result = {"attempt": 1, "status": "failed", "error": error}
+    response = client.post(f"/internal/jobs/{job['id']}/result", json=result, headers=WORKER)
+    assert response.status_code == 200, response.text
+    failed = client.get(f"/jobs/{job['id']}").json()
+    assert failed["status"] == "failed" and len(failed["error"]) <= MAX_ERROR_CHARS
+    assert failed["error"].startswith("ValueError: the first line")
+    assert failed["error"].endswith("the last line")

@@ -13,8 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis
 
+from lrsched.config import TrainConfig
+from lrsched.jobs import MAX_ERROR_CHARS
 from service.cli import worker_command
+from service.queue import CeleryJobQueue
+from service.store import JobStore, Keys
 from tests.conftest import finished, poll_job
 from tests.servers import REPO, Api, Proc, launch_api, launch_worker, stack_env
 
@@ -118,6 +123,25 @@ def test_a_training_failure_fails_the_job_with_the_reason(api: Api) -> None:
     assert job["status"] == "failed", job
     assert "fashion_mnist" in job["error"] or "Fashion-MNIST" in job["error"], job["error"]
     assert job["metrics"] == [] and job["finished_at"]
+
+
+def test_an_over_long_validation_error_fails_the_job_with_it_shortened(
+    api: Api, redis_url: str, redis_client: redis.Redis
+) -> None:
+    # A message whose config the worker refuses with a very long pydantic error: the API would
+    # never send one, so the test writes the job and sends the message itself.
+    store = JobStore(redis_client, Keys())
+    job, _ = store.create("local", TrainConfig.model_validate(TINY))
+    store.enqueued(job.id, 1)
+    queue = CeleryJobQueue(redis_url, visibility_timeout=150, unacked_restore_interval=1)
+    try:
+        queue.enqueue(job.id, 1, {**TINY, **{f"unknown_{i}": i for i in range(600)}})
+    finally:
+        queue.close()
+    failed = poll_job(api, job.id, finished, timeout=60)
+    assert failed["status"] == "failed" and failed["attempt"] == 1, failed
+    assert failed["error"].startswith("the job's configuration is invalid"), failed["error"]
+    assert "characters cut" in failed["error"] and len(failed["error"]) <= MAX_ERROR_CHARS
 
 
 def test_readyz_sees_the_worker(api: Api) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from lrsched.jobs import EpochReport, ReportReply
+from lrsched.jobs import MAX_ERROR_CHARS, EpochReport, ReportReply, ResultReport
 from lrsched.metrics import EpochMetrics
 from worker.reporter import ReportRefused, ReportRejected, ServiceReporter, ServiceUnreachable
 from worker.settings import WorkerSettings
@@ -122,3 +122,15 @@ def test_worker_settings_check_the_visibility_timeout() -> None:
     )
     with pytest.raises(ValueError, match=r"at least 1\.25 x job_max_seconds"):
         check()
+
+
+def test_an_over_long_error_is_sent_shortened_with_its_head_and_tail() -> None:
+    seen: list[httpx.Request] = []
+    service = reporter([httpx.Response(200, json={**REPLY, "status": "failed"})], seen, FakeTime())
+    error = "RESOURCE_EXHAUSTED: Out of memory while trying to allocate" + "x" * 50_000 + "END"
+    service.finish("job-1", 1, "failed", error)
+    (request,) = seen
+    sent = ResultReport.model_validate_json(request.content).error or ""
+    assert len(sent) <= MAX_ERROR_CHARS and len(request.content) < 2 * MAX_ERROR_CHARS
+    assert sent.startswith("RESOURCE_EXHAUSTED: Out of memory") and sent.endswith("xEND")
+    assert "characters cut" in sent

@@ -181,7 +181,11 @@ def execute(
 
 
 def _reason(error: BaseException) -> str:
-    """The job's ``error``: the library's own sentence for the failures it explains."""
+    """The job's ``error``: the library's own sentence for the failures it explains.
+
+    However long (an XLA out-of-memory dump, a long validation error), it is sent shortened to
+    its head and tail: ``ResultReport`` cuts it to ``MAX_ERROR_CHARS``.
+    """
     text = str(error).strip()
     if isinstance(error, TrainingError | DataError | ScheduleRangeError) and text:
         return text
