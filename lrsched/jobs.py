@@ -12,7 +12,9 @@ A job moves through its states like this (the service is the only one that moves
       '--cancel--> cancelled
 
 A running job that a client cancels stays ``running`` (with ``cancel_requested_at`` set) until its
-worker learns it from the reply to its next report and stops; then it ends ``cancelled``.
+worker learns it from the reply to its next report and stops; then it ends ``cancelled``. If the
+cancel came after the last report, so the run went on to the end, it still ends ``cancelled`` (with
+all its metrics): a cancel that was answered 202 is never lost. A run that failed stays ``failed``.
 """
 
 from __future__ import annotations

@@ -446,17 +446,29 @@ class JobStore:
         step: int | None = None,
         steps: int | None = None,
     ) -> ReportReply:
-        """End the attempt (and the job). Repeating the same result is a no-op."""
-        final = JobStatus(status)
+        """End the attempt (and the job). Repeating the same result is a no-op.
+
+        A run that succeeded after a client asked to cancel it (the cancel came after its last
+        report, so the worker never heard) ends ``cancelled``, with its metrics: the client was
+        told it would stop, and a cancel is never lost. A failure stays a failure.
+        """
+        reported = JobStatus(status)
 
         def decide(pipe: Pipeline, record: _Record, now: float) -> ReportReply:
+            final = reported
+            if final is JobStatus.SUCCEEDED and record.time("cancel_requested_at"):
+                final = JobStatus.CANCELLED
             if record.status is final and record.attempt == attempt:
                 return self._reply(record)  # a retried post of a result already recorded
             self._check_current(record, attempt)
             pipe.multi()
             self._steps(pipe, job_id, step, steps)
             self._move(pipe, record, final, now, error=error if final is JobStatus.FAILED else None)
-            return ReportReply(status=final, cancel=False, lease_seconds=self.lease_seconds)
+            return ReportReply(
+                status=final,
+                cancel=bool(record.time("cancel_requested_at")),
+                lease_seconds=self.lease_seconds,
+            )
 
         return self._transact(job_id, decide)
 

@@ -316,3 +316,24 @@ def test_an_over_long_error_is_recorded_shortened_not_refused(client: httpx.Clie
     assert failed["status"] == "failed" and len(failed["error"]) <= MAX_ERROR_CHARS
     assert failed["error"].startswith("ValueError: the first line")
     assert failed["error"].endswith("the last line")
+
+
+def test_a_cancel_after_the_last_report_is_not_lost(client: httpx.Client) -> None:
+    job = submit(client).json()
+    claim = {"attempt": 1, "worker": "w", "nonce": "n"}
+    assert client.post(f"/internal/jobs/{job['id']}/claim", json=claim, headers=WORKER).is_success
+    for epoch in (0, 1):
+        record = {"epoch": epoch, "train_loss": 1.0, "val_loss": 1.0, "val_accuracy": 0.5,
+                  "lr": 0.01, "seconds": 0.1}  # fmt: skip
+        reply = client.post(
+            f"/internal/jobs/{job['id']}/epochs", json={"attempt": 1, "metrics": record},
+            headers=WORKER,
+        )  # fmt: skip
+        assert reply.json()["cancel"] is False
+    cancel = client.post(f"/jobs/{job['id']}/cancel")  # after the last report
+    assert cancel.status_code == 202 and cancel.json()["status"] == "running"
+    result = {"attempt": 1, "status": "succeeded", "step": 4, "steps": 4}
+    reply = client.post(f"/internal/jobs/{job['id']}/result", json=result, headers=WORKER)
+    assert reply.status_code == 200 and reply.json()["status"] == "cancelled"
+    done = client.get(f"/jobs/{job['id']}").json()
+    assert done["status"] == "cancelled" and [m["epoch"] for m in done["metrics"]] == [0, 1]

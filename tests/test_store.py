@@ -289,3 +289,24 @@ def test_outbox_entries_that_need_no_message_any_more_are_dropped(
     clock.now += store.outbox_delay
     assert [(due.job_id, due.attempt) for due in store.due_enqueues()] == [(waiting.id, 1)]
     assert outbox(redis_client, store) == [f"{waiting.id}:1"]
+
+
+def test_a_run_that_succeeds_after_a_cancel_was_asked_ends_cancelled_with_its_metrics(
+    store: JobStore,
+) -> None:
+    job, _ = store.create("local", CONFIG)
+    store.claim(job.id, 1, "w1", "n1")
+    store.record_epoch(job.id, 1, metrics(0))
+    store.record_epoch(job.id, 1, metrics(1))  # the last report: the cancel comes after it
+    store.cancel("local", job.id)
+    reply = store.finish(job.id, 1, "succeeded", step=4, steps=4)
+    assert reply.status is JobStatus.CANCELLED
+    assert store.finish(job.id, 1, "succeeded", step=4, steps=4) == reply  # a retry: the same
+    done = store.get("local", job.id)
+    assert done.status is JobStatus.CANCELLED and done.finished_at is not None
+    assert [m.epoch for m in done.metrics] == [0, 1] and done.progress.step == 4
+
+    failing, _ = store.create("local", CONFIG)
+    store.claim(failing.id, 1, "w1", "n2")
+    store.cancel("local", failing.id)
+    assert store.finish(failing.id, 1, "failed", "boom").status is JobStatus.FAILED
