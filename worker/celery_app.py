@@ -16,7 +16,6 @@ import functools
 import logging
 import os
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -25,6 +24,7 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from lrsched.jobs import JOB_QUEUE, TRAIN_TASK, WorkerHeartbeat, broker_transport_options
+from worker.background import repeat
 from worker.reporter import ReporterError, ReportRefused, ServiceReporter
 from worker.settings import WorkerSettings, get_worker_settings
 
@@ -129,16 +129,20 @@ def _log_device(**_: Any) -> None:
 
 @signals.worker_ready.connect  # type: ignore[untyped-decorator]
 def _start_heartbeats(**_: Any) -> None:
-    threading.Thread(target=_beat_forever, name="heartbeat", daemon=True).start()
+    threading.Thread(
+        target=repeat,
+        args=(_beat, settings.heartbeat_seconds, "heartbeat"),
+        kwargs={"at_once": True},
+        name="heartbeat",
+        daemon=True,
+    ).start()
 
 
-def _beat_forever() -> None:
-    while True:
-        try:
-            reporter().heartbeat(heartbeat())
-        except ReporterError as error:
-            log.warning("heartbeat not delivered: %s", error)
-        time.sleep(settings.heartbeat_seconds)
+def _beat() -> None:
+    try:
+        reporter().heartbeat(heartbeat())
+    except ReporterError as error:
+        log.warning("heartbeat not delivered: %s", error)
 
 
 @signals.worker_shutdown.connect  # type: ignore[untyped-decorator]

@@ -24,6 +24,7 @@ from lrsched.idx import DataError
 from lrsched.jobs import TRAIN_TASK, FinalStatus, ReportReply
 from lrsched.metrics import EpochMetrics, TrainStatus
 from lrsched.train import TrainingError, train
+from worker.background import repeat
 from worker.celery_app import app, reporter, settings, state
 from worker.reporter import ReporterError, ReportRefused, ServiceReporter, ServiceUnreachable
 
@@ -57,13 +58,15 @@ class Keepalive:
         self.cancelled = self.cancelled or reply.cancel
 
     def _run(self) -> None:
-        while not self._done.wait(self.every):
-            try:
-                self.note(self.reporter.progress(self.job_id, self.attempt, self.step, self.steps))
-            except ReportRefused as error:
-                self.refused = str(error)
-            except ReporterError as error:
-                log.warning("job %s: progress not reported: %s", self.job_id, error)
+        repeat(self._report, self.every, f"job {self.job_id}: progress report", self._done)
+
+    def _report(self) -> None:
+        try:
+            self.note(self.reporter.progress(self.job_id, self.attempt, self.step, self.steps))
+        except ReportRefused as error:
+            self.refused = str(error)
+        except ReporterError as error:
+            log.warning("job %s: progress not reported: %s", self.job_id, error)
 
     def __enter__(self) -> Keepalive:
         self._thread.start()
