@@ -19,15 +19,79 @@ import pytest
 
 from worker.background import repeat
 from worker.reporter import ServiceReporter
-from worker.tasks import Keepalive
+from worker.tasks import Keepalive, execute
 
 REPLY = {"status": "running", "cancel": False, "lease_seconds": 30.0}
+CLAIM = {"job_id": "job-1", "attempt": 1, "lease_seconds": 30.0}
+#: Refused by the worker's own validation, so ``execute`` claims and reports without training.
+INVALID = {"schedule": {"kind": "constant", "step_size": 0.01}, "surprise": 1}
 Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class FakeTime:
+    """``sleep`` advances ``clock``: retries run instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
 
 def service(handle: Handler, **options: Any) -> ServiceReporter:
     client = httpx.Client(base_url="http://service", transport=httpx.MockTransport(handle))
     return ServiceReporter(client, "s3cret", **options)
+
+
+def timed_service(handle: Handler, time: FakeTime) -> ServiceReporter:
+    """Reports retried for 10 s; the final result for 1000 s."""
+    return service(
+        handle, retry_seconds=10, result_retry_seconds=1000, first_delay=0.5, max_delay=5,
+        sleep=time.sleep, clock=time.clock,
+    )  # fmt: skip
+
+
+def run(reporter: ServiceReporter) -> str:
+    return execute(reporter, "job-1", 1, INVALID, worker="w1@test")
+
+
+def test_the_final_result_is_retried_longer_than_other_reports() -> None:
+    time = FakeTime()
+    results: list[float] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/claim"):
+            return httpx.Response(200, json=CLAIM)
+        results.append(time.now)
+        if time.now < 300:  # the service is restarting for five minutes
+            return httpx.Response(503, json={"detail": "the job store cannot be reached"})
+        return httpx.Response(200, json={**REPLY, "status": "failed"})
+
+    assert run(timed_service(handle, time)) == "failed"
+    assert results[-1] >= 300 and len(results) > 10  # well past the 10 s of other reports
+
+
+@pytest.mark.parametrize(
+    ("answer", "ended"),
+    [
+        (httpx.Response(409, json={"detail": "job job-1 is already cancelled"}), "refused"),
+        (httpx.Response(503, json={"detail": "down"}), "unreported"),  # for the whole budget
+        (httpx.Response(422, json={"detail": "bad"}), "unreported"),
+    ],
+    ids=["refused", "unreachable", "rejected"],
+)
+def test_a_result_that_is_not_taken_ends_the_task_cleanly(
+    answer: httpx.Response, ended: str
+) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/claim"):
+            return httpx.Response(200, json=CLAIM)
+        return answer
+
+    assert run(timed_service(handle, FakeTime())) == ended  # no exception for Celery to retry
 
 
 def test_the_keepalive_survives_an_unexpected_error_and_keeps_renewing_the_lease(

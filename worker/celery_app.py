@@ -76,7 +76,12 @@ def reporter() -> ServiceReporter:
     """The process's reporter (one connection pool to the service)."""
     token = settings.worker_token.get_secret_value() if settings.worker_token else ""
     client = httpx.Client(base_url=settings.service_url, timeout=settings.http_timeout_seconds)
-    return ServiceReporter(client, token, retry_seconds=settings.report_retry_seconds)
+    return ServiceReporter(
+        client,
+        token,
+        retry_seconds=settings.report_retry_seconds,
+        result_retry_seconds=settings.result_retry_seconds,
+    )
 
 
 def heartbeat(*, stopping: bool = False) -> WorkerHeartbeat:

@@ -73,6 +73,8 @@ class ServiceReporter:
             ``MockTransport``, or a Starlette ``TestClient``).
         token: the worker token.
         retry_seconds: how long one report keeps being retried.
+        result_retry_seconds: how long the final result keeps being retried (longer: a whole run
+            is lost if it does not get through).
         first_delay: the first pause between tries; it doubles up to ``max_delay``.
         sleep, clock: injected for tests.
     """
@@ -83,6 +85,7 @@ class ServiceReporter:
         token: str,
         *,
         retry_seconds: float = 300.0,
+        result_retry_seconds: float = 3600.0,
         first_delay: float = 0.2,
         max_delay: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -91,6 +94,7 @@ class ServiceReporter:
         self.client = client
         self.headers = {"Authorization": f"Bearer {token}"}
         self.retry_seconds = retry_seconds
+        self.result_retry_seconds = result_retry_seconds
         self.first_delay = first_delay
         self.max_delay = max_delay
         self.sleep = sleep
@@ -125,13 +129,17 @@ class ServiceReporter:
         steps: int | None = None,
     ) -> ReportReply:
         body = ResultReport(attempt=attempt, status=status, error=error, step=step, steps=steps)
-        return self._post(f"/internal/jobs/{job_id}/result", body, ReportReply)
+        path = f"/internal/jobs/{job_id}/result"
+        return self._post(path, body, ReportReply, self.result_retry_seconds)
 
     def heartbeat(self, beat: WorkerHeartbeat, *, retry_seconds: float = 0.0) -> None:
         self._send("/internal/workers/heartbeat", beat, retry_seconds)
 
-    def _post(self, path: str, body: BaseModel, reply: type[M]) -> M:
-        return reply.model_validate_json(self._send(path, body, self.retry_seconds).content)
+    def _post(
+        self, path: str, body: BaseModel, reply: type[M], retry_seconds: float | None = None
+    ) -> M:
+        retry = self.retry_seconds if retry_seconds is None else retry_seconds
+        return reply.model_validate_json(self._send(path, body, retry).content)
 
     def _send(self, path: str, body: BaseModel, retry_seconds: float) -> httpx.Response:
         deadline = self.clock() + retry_seconds

@@ -53,6 +53,9 @@ class WorkerSettings(BaseSettings):
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     #: How long one report is retried (transport errors and 5xx) before the worker gives up on it.
     report_retry_seconds: float = Field(default=300.0, gt=0)
+    #: How long the final result of a run is retried: longer, since the whole run reruns if it
+    #: never gets through (the worker takes no other job meanwhile).
+    result_retry_seconds: float = Field(default=3600.0, gt=0)
     #: On a stop signal, how long the running job may go on before the worker stops cold (its
     #: lease then expires and it runs again as its next attempt); 0 stops at once.
     soft_shutdown_seconds: float = Field(default=30.0, ge=0)

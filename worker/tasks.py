@@ -113,11 +113,14 @@ def execute(
         max_seconds: the longest any run may take here; a config without a deadline gets it.
 
     Returns:
-        How the delivery ended: ``succeeded``, ``failed``, ``cancelled``, or ``refused`` (the
-        service would not let it run, or took the job away from it).
+        How the delivery ended: ``succeeded``, ``failed``, ``cancelled`` (as the service recorded
+        it), ``refused`` (the service would not let it run, or took the job away from it), or
+        ``unreported`` (the result could not be delivered: the service reruns the job once its
+        lease expires).
 
     Raises:
-        ServiceUnreachable: the service could not be reached for the whole retry budget.
+        ServiceUnreachable: the service could not be reached for the whole retry budget, before
+            the result (then Celery retries the task).
     """
     invalid: str | None = None
     try:
@@ -137,8 +140,7 @@ def execute(
         log.info("job %s attempt %d not run: %s", job_id, attempt, error)
         return "refused"
     if invalid is not None:
-        service.finish(job_id, attempt, "failed", invalid)
-        return "failed"
+        return _finish(service, job_id, attempt, "failed", invalid)
     log.info("job %s: attempt %d claimed by %s", job_id, attempt, worker)
     every = min(progress_seconds, claim.lease_seconds / 3)
     try:
@@ -167,10 +169,8 @@ def execute(
                 raise
             except Exception as error:
                 log.exception("job %s: training failed", job_id)
-                service.finish(
-                    job_id, attempt, "failed", _reason(error), keepalive.step, keepalive.steps
-                )
-                return "failed"
+                step, steps = keepalive.step, keepalive.steps
+                return _finish(service, job_id, attempt, "failed", _reason(error), step, steps)
     except ReportRefused as error:
         log.info("job %s attempt %d stopped: %s", job_id, attempt, error)
         return "refused"
@@ -179,8 +179,39 @@ def execute(
         return "refused"
     stopped = result.status is TrainStatus.STOPPED and keepalive.cancelled
     status: FinalStatus = "cancelled" if stopped else "succeeded"
-    service.finish(job_id, attempt, status, None, result.steps_done, result.steps_total)
-    return status
+    return _finish(service, job_id, attempt, status, None, result.steps_done, result.steps_total)
+
+
+def _finish(
+    service: ServiceReporter,
+    job_id: str,
+    attempt: int,
+    status: FinalStatus,
+    error: str | None,
+    step: int | None = None,
+    steps: int | None = None,
+) -> str:
+    """Report the result (retried for the reporter's longer result budget) and end the delivery.
+
+    Nothing escapes: a Celery retry of the task would only be refused at claim (a new nonce), so
+    a result that cannot be delivered is logged, and the lease sweep decides what comes next.
+    """
+    try:
+        reply = service.finish(job_id, attempt, status, error, step, steps)
+    except ReportRefused as error_:
+        log.info("job %s attempt %d: result %s not taken: %s", job_id, attempt, status, error_)
+        return "refused"
+    except ReporterError as error_:
+        log.error(
+            "job %s attempt %d: result %s could not be reported (%s); the service runs the job "
+            "again once its lease expires",
+            job_id,
+            attempt,
+            status,
+            error_,
+        )
+        return "unreported"
+    return reply.status.value
 
 
 def _reason(error: BaseException) -> str:
