@@ -36,6 +36,11 @@ JOB_QUEUE = "gpu"
 MAX_ERROR_CHARS = 10_000
 #: How much longer than the longest job the broker's visibility timeout must be (DESIGN §3).
 VISIBILITY_MARGIN = 1.25
+#: The header of a 409 that refuses the *worker* (its settings differ from the API's), not just
+#: one delivery: the worker puts the message back and shuts down.
+REFUSAL_HEADER = "Lrsched-Refusal"
+#: Its value.
+WORKER_MISCONFIGURED = "worker-misconfigured"
 
 # The broker values the API and every worker must share (their settings' defaults).
 #: Redis URL of the job store and Celery broker.
@@ -155,6 +160,9 @@ class ClaimRequest(_Wire):
     worker: _Text
     #: Random per delivery, so a retried claim is recognised as the same one.
     nonce: _Text
+    #: The worker's broker visibility timeout: the service refuses a claim whose value differs
+    #: from its own (Redis would hand the running job to a second worker, DESIGN §3).
+    visibility_timeout: float = Field(gt=0)
 
 
 class Claim(_Wire):

@@ -41,6 +41,8 @@ CONFIG: dict[str, Any] = {
     "max_eval_examples": 32,
 }
 WORKER = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+#: A worker's claim of attempt 1, with the stack's visibility timeout (tests/servers.py).
+CLAIM = {"attempt": 1, "worker": "w", "nonce": "n", "visibility_timeout": 150}
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +191,7 @@ def test_internal_routes_refuse_anyone_without_the_worker_token(
 ) -> None:
     job = submit(client).json()
     reports = [
-        (f"/internal/jobs/{job['id']}/claim", {"attempt": 1, "worker": "w", "nonce": "n"}),
+        (f"/internal/jobs/{job['id']}/claim", CLAIM),
         (f"/internal/jobs/{job['id']}/progress", {"attempt": 1, "step": 1}),
         (f"/internal/jobs/{job['id']}/result", {"attempt": 1, "status": "succeeded"}),
     ]
@@ -207,7 +209,7 @@ def test_internal_routes_are_not_in_the_public_schema(client: httpx.Client) -> N
 
 def test_a_worker_report_is_answered_with_the_cancellation(client: httpx.Client) -> None:
     job = submit(client).json()
-    claim = {"attempt": 1, "worker": "w", "nonce": "n"}
+    claim = CLAIM
     assert client.post(f"/internal/jobs/{job['id']}/claim", json=claim, headers=WORKER).json() == {
         "job_id": job["id"], "attempt": 1, "lease_seconds": 60.0,
     }  # fmt: skip
@@ -235,6 +237,25 @@ def test_readyz_needs_redis_and_a_live_worker_and_refuses_a_mismatched_one(
         "/internal/workers/heartbeat", json={**beat, "visibility_timeout": 10}, headers=WORKER
     )
     assert wrong.status_code == 409 and "LRSCHED_VISIBILITY_TIMEOUT" in wrong.json()["detail"]
+    assert wrong.headers["Lrsched-Refusal"] == "worker-misconfigured"  # the worker stops on it
+
+
+def test_a_claim_from_a_worker_with_another_visibility_timeout_is_refused(
+    client: httpx.Client,
+) -> None:
+    job = submit(client).json()
+    for other in (10, 200):
+        claim = {**CLAIM, "visibility_timeout": other}
+        refused = client.post(f"/internal/jobs/{job['id']}/claim", json=claim, headers=WORKER)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detail"] == (
+            f"worker w has visibility_timeout {other} s but the API has 150 s; set "
+            "LRSCHED_VISIBILITY_TIMEOUT to the same value in the API and every worker"
+        )
+        assert refused.headers["Lrsched-Refusal"] == "worker-misconfigured"
+    still = client.get(f"/jobs/{job['id']}").json()
+    assert (still["status"], still["attempt"], still["started_at"]) == ("queued", 1, None)
+    assert client.post(f"/internal/jobs/{job['id']}/claim", json=CLAIM, headers=WORKER).is_success
 
 
 def test_with_redis_down_job_endpoints_answer_503_and_evaluation_still_works(
@@ -306,8 +327,7 @@ def test_the_api_and_the_worker_share_their_broker_defaults_and_options() -> Non
 
 def test_an_over_long_error_is_recorded_shortened_not_refused(client: httpx.Client) -> None:
     job = submit(client).json()
-    claim = {"attempt": 1, "worker": "w", "nonce": "n"}
-    assert client.post(f"/internal/jobs/{job['id']}/claim", json=claim, headers=WORKER).is_success
+    assert client.post(f"/internal/jobs/{job['id']}/claim", json=CLAIM, headers=WORKER).is_success
     error = "ValueError: the first line" + " and more" * 20_000 + " the last line"
     result = {"attempt": 1, "status": "failed", "error": error}
     response = client.post(f"/internal/jobs/{job['id']}/result", json=result, headers=WORKER)
@@ -320,8 +340,7 @@ def test_an_over_long_error_is_recorded_shortened_not_refused(client: httpx.Clie
 
 def test_a_cancel_after_the_last_report_is_not_lost(client: httpx.Client) -> None:
     job = submit(client).json()
-    claim = {"attempt": 1, "worker": "w", "nonce": "n"}
-    assert client.post(f"/internal/jobs/{job['id']}/claim", json=claim, headers=WORKER).is_success
+    assert client.post(f"/internal/jobs/{job['id']}/claim", json=CLAIM, headers=WORKER).is_success
     for epoch in (0, 1):
         record = {"epoch": epoch, "train_loss": 1.0, "val_loss": 1.0, "val_accuracy": 0.5,
                   "lr": 0.01, "seconds": 0.1}  # fmt: skip

@@ -13,7 +13,13 @@ import pytest
 
 from lrsched.jobs import MAX_ERROR_CHARS, EpochReport, ReportReply, ResultReport
 from lrsched.metrics import EpochMetrics
-from worker.reporter import ReportRefused, ReportRejected, ServiceReporter, ServiceUnreachable
+from worker.reporter import (
+    ReportRefused,
+    ReportRejected,
+    ServiceReporter,
+    ServiceUnreachable,
+    WorkerMisconfigured,
+)
 from worker.settings import WorkerSettings
 
 REPLY = {"status": "running", "cancel": False, "lease_seconds": 30.0}
@@ -134,3 +140,17 @@ def test_an_over_long_error_is_sent_shortened_with_its_head_and_tail() -> None:
     assert len(sent) <= MAX_ERROR_CHARS and len(request.content) < 2 * MAX_ERROR_CHARS
     assert sent.startswith("RESOURCE_EXHAUSTED: Out of memory") and sent.endswith("xEND")
     assert "characters cut" in sent
+
+
+def test_a_409_that_refuses_the_worker_itself_is_told_apart() -> None:
+    refusal = httpx.Response(
+        409, json={"detail": "visibility_timeout differs"},
+        headers={"Lrsched-Refusal": "worker-misconfigured"},
+    )  # fmt: skip
+    service = reporter([refusal], [], FakeTime())
+    with pytest.raises(WorkerMisconfigured, match="visibility_timeout differs"):
+        service.claim("job-1", 1, "w1", "nonce", 150)
+    plain = reporter([httpx.Response(409, json={"detail": "stale"})], [], FakeTime())
+    with pytest.raises(ReportRefused) as refused:
+        plain.claim("job-1", 1, "w1", "nonce", 150)
+    assert not isinstance(refused.value, WorkerMisconfigured)

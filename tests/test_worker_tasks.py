@@ -55,7 +55,7 @@ def timed_service(handle: Handler, time: FakeTime) -> ServiceReporter:
 
 
 def run(reporter: ServiceReporter) -> str:
-    return execute(reporter, "job-1", 1, INVALID, worker="w1@test")
+    return execute(reporter, "job-1", 1, INVALID, worker="w1@test", visibility_timeout=150)
 
 
 def test_the_final_result_is_retried_longer_than_other_reports() -> None:

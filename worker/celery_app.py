@@ -8,6 +8,10 @@ rides on the replies to reports, and a dead worker is noticed by the service's l
 
 At start the worker refuses any other pool or concurrency, picks its device (``LRSCHED_DEVICE``
 when ``CUDA_VISIBLE_DEVICES`` is unset; the latter always wins) and logs the device JAX uses.
+Its visibility timeout must be the API's: the service checks it on the first heartbeat (a refusal
+stops the start), on every claim and every heartbeat after (a refusal shuts the worker down, and
+a refused claim's message goes back on the queue), so a worker that could not reach the API at
+start still never runs a job with a mismatched broker.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import threading
 from typing import Any
 
@@ -146,8 +151,22 @@ def _start_heartbeats(**_: Any) -> None:
 def _beat() -> None:
     try:
         reporter().heartbeat(heartbeat())
+    except ReportRefused as error:  # the service refuses this worker: it must not run jobs
+        stop_worker(f"the service refuses this worker: {error}")
     except ReporterError as error:
         log.warning("heartbeat not delivered: %s", error)
+
+
+_stopping = threading.Event()
+
+
+def stop_worker(reason: str) -> None:
+    """Shut this worker down (Celery's warm shutdown: a running job may finish), saying why."""
+    if _stopping.is_set():
+        return
+    _stopping.set()
+    log.critical("lrsched worker shutting down: %s", reason)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @signals.worker_shutdown.connect  # type: ignore[untyped-decorator]

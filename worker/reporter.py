@@ -5,6 +5,7 @@ pause); a 4xx is never retried, because sending the same bad report again cannot
 
     ReporterError
      +-- ReportRefused       409: stop this delivery (a newer attempt owns the job, or it finished)
+     |    +-- WorkerMisconfigured  409 refusing the worker itself (its settings differ): stop it
      +-- ReportRejected      another 4xx: bad input or a bad token
      +-- ServiceUnreachable  still failing when the retry budget ran out
 """
@@ -21,6 +22,8 @@ import httpx
 from pydantic import BaseModel
 
 from lrsched.jobs import (
+    REFUSAL_HEADER,
+    WORKER_MISCONFIGURED,
     Claim,
     ClaimRequest,
     EpochReport,
@@ -43,6 +46,10 @@ class ReporterError(Exception):
 
 class ReportRefused(ReporterError):
     """409: this delivery must stop (the job is another attempt's, or finished)."""
+
+
+class WorkerMisconfigured(ReportRefused):
+    """409 for the worker itself: its settings differ from the API's, so it must not run jobs."""
 
 
 class ReportRejected(ReporterError):
@@ -100,8 +107,12 @@ class ServiceReporter:
         self.sleep = sleep
         self.clock = clock
 
-    def claim(self, job_id: str, attempt: int, worker: str, nonce: str) -> Claim:
-        body = ClaimRequest(attempt=attempt, worker=worker, nonce=nonce)
+    def claim(
+        self, job_id: str, attempt: int, worker: str, nonce: str, visibility_timeout: float
+    ) -> Claim:
+        body = ClaimRequest(
+            attempt=attempt, worker=worker, nonce=nonce, visibility_timeout=visibility_timeout
+        )
         return self._post(f"/internal/jobs/{job_id}/claim", body, Claim)
 
     def progress(self, job_id: str, attempt: int, step: int, steps: int | None) -> ReportReply:
@@ -155,6 +166,8 @@ class ServiceReporter:
                 if response.status_code < 400:
                     return response
                 if response.status_code == 409:
+                    if response.headers.get(REFUSAL_HEADER) == WORKER_MISCONFIGURED:
+                        raise WorkerMisconfigured(_detail(response))
                     raise ReportRefused(_detail(response))
                 if response.status_code < 500:
                     raise ReportRejected(response.status_code, _detail(response))

@@ -4,6 +4,8 @@ The task ``lrsched.train(job_id, attempt, config)`` re-validates the config, cla
 service, trains, and reports progress, each epoch's metrics and the result over HTTP. The service
 decides everything else: a claim it refuses (a stale or duplicate delivery, a cancelled job) is
 acknowledged without running; a reply that says ``cancel`` stops training at the next callback.
+A claim refused because this *worker* is misconfigured (its visibility timeout differs from the
+API's) puts the message back on the queue for another worker, and this one shuts down.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject
 from pydantic import ValidationError
 
 from lrsched.config import ScheduleRangeError, TrainConfig, check_schedule
@@ -25,8 +28,14 @@ from lrsched.jobs import TRAIN_TASK, FinalStatus, ReportReply
 from lrsched.metrics import EpochMetrics, TrainStatus
 from lrsched.train import TrainingError, train
 from worker.background import repeat
-from worker.celery_app import app, reporter, settings, state
-from worker.reporter import ReporterError, ReportRefused, ServiceReporter, ServiceUnreachable
+from worker.celery_app import app, reporter, settings, state, stop_worker
+from worker.reporter import (
+    ReporterError,
+    ReportRefused,
+    ServiceReporter,
+    ServiceUnreachable,
+    WorkerMisconfigured,
+)
 
 log = logging.getLogger("lrsched.worker")
 
@@ -98,6 +107,7 @@ def execute(
     payload: dict[str, Any],
     *,
     worker: str,
+    visibility_timeout: float,
     progress_seconds: float = 2.0,
     data: DataOptions = DataOptions(),
     max_seconds: float | None = None,
@@ -108,6 +118,7 @@ def execute(
         service: the reporter (the service's internal routes).
         job_id, attempt, payload: the Celery message: the job, its attempt and its config.
         worker: this worker's node name.
+        visibility_timeout: this worker's broker visibility timeout (the claim carries it).
         progress_seconds: how often progress is posted (and the lease renewed).
         data: where the datasets are.
         max_seconds: the longest any run may take here; a config without a deadline gets it.
@@ -121,6 +132,7 @@ def execute(
     Raises:
         ServiceUnreachable: the service could not be reached for the whole retry budget, before
             the result (then Celery retries the task).
+        WorkerMisconfigured: the service refuses this worker (nothing ran).
     """
     invalid: str | None = None
     try:
@@ -135,7 +147,9 @@ def execute(
     except ScheduleRangeError as error:
         invalid = str(error)
     try:
-        claim = service.claim(job_id, attempt, worker, uuid.uuid4().hex)
+        claim = service.claim(job_id, attempt, worker, uuid.uuid4().hex, visibility_timeout)
+    except WorkerMisconfigured:
+        raise
     except ReportRefused as error:
         log.info("job %s attempt %d not run: %s", job_id, attempt, error)
         return "refused"
@@ -245,9 +259,15 @@ def train_job(self: Task, job_id: str, attempt: int, config: dict[str, Any]) -> 
             attempt,
             config,
             worker=str(self.request.hostname),
+            visibility_timeout=settings.visibility_timeout,
             progress_seconds=settings.progress_seconds,
             data=DataOptions(settings.data_dir, settings.cache_dir, settings.download),
             max_seconds=settings.job_max_seconds,
         )
+    except WorkerMisconfigured as error:
+        # Not this job's fault: hand its message back (late ack: it was never acknowledged) for a
+        # worker the service accepts, and stop consuming.
+        stop_worker(f"the service refuses this worker: {error}")
+        raise Reject(str(error), requeue=True) from None
     finally:
         state.job_id = None
