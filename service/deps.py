@@ -128,17 +128,27 @@ async def _job_services(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """503 for any Redis error: unreachable, or refusing (out of memory, read-only in a failover)."""
     settings: ServiceSettings = request.app.state.settings
+    where = f"the job store (Redis at {_redacted(settings.redis_url)})"
+    if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+        problem = f"{where} cannot be reached, so job endpoints are unavailable until it is back"
+    else:
+        log.warning("job store error on %s %s: %r", request.method, request.url.path, error)
+        problem = (
+            f"{where} refused the request ({_first_line(error)}), so job endpoints are "
+            "unavailable until it recovers"
+        )
     return JSONResponse(
         status_code=503,
-        content={
-            "detail": (
-                f"the job store (Redis at {_redacted(settings.redis_url)}) cannot be reached, so "
-                "job endpoints are unavailable until it is back; schedule evaluation still works"
-            )
-        },
+        content={"detail": f"{problem}; schedule evaluation still works"},
         headers={"Retry-After": "5"},
     )
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
 
 
 def _redacted(url: str) -> str:
@@ -156,5 +166,4 @@ def install_job_services(app: FastAPI) -> None:
             yield state
 
     app.router.lifespan_context = lifespan
-    for error in (redis.ConnectionError, redis.TimeoutError):
-        app.add_exception_handler(error, _store_unavailable)
+    app.add_exception_handler(redis.RedisError, _store_unavailable)

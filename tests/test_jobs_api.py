@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from lrsched.jobs import JOB_QUEUE, MAX_ERROR_CHARS, TRAIN_TASK
-from service.cli import free_port
+from service.cli import free_port, start_redis, stop, wait_for_redis
 from service.queue import CeleryJobQueue
 from service.settings import ServiceSettings
 from tests.servers import WORKER_TOKEN, launch_api
@@ -356,3 +356,25 @@ def test_a_cancel_after_the_last_report_is_not_lost(client: httpx.Client) -> Non
     assert reply.status_code == 200 and reply.json()["status"] == "cancelled"
     done = client.get(f"/jobs/{job['id']}").json()
     assert done["status"] == "cancelled" and [m["epoch"] for m in done["metrics"]] == [0, 1]
+
+
+def test_a_redis_that_refuses_writes_answers_503_with_the_reason(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_redis(port, tmp_path / "redis", persist=False)
+    try:
+        wait_for_redis(port, server)
+        url = f"redis://127.0.0.1:{port}/0"
+        full = redis.Redis.from_url(url)
+        full.config_set("maxmemory", 1)  # every write is refused: "OOM command not allowed"
+        api = launch_api(url, tmp_path)
+        with contextlib.closing(api):
+            response = submit(api.client)
+            assert response.status_code == 503, response.text
+            detail = response.json()["detail"]
+            assert "refused the request (OutOfMemoryError: command not allowed" in detail, detail
+            assert detail.endswith("schedule evaluation still works")
+            assert response.headers["Retry-After"] == "5"
+            assert api.client.get("/jobs").status_code == 200  # reads still work
+        full.close()
+    finally:
+        stop(server)
