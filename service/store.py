@@ -321,14 +321,12 @@ class JobStore:
             if wanted
             else [self.keys.owner_jobs(owner)]
         )
-        with self.redis.pipeline(transaction=False) as pipe:
+        # One MULTI: a job that changes status meanwhile is in exactly one of the sets read.
+        with self.redis.pipeline(transaction=True) as pipe:
             for key in sets:
                 pipe.zrevrangebyscore(key, below, "-inf", start=0, num=limit + 1, withscores=True)
-            ranked = sorted(
-                (item for page in pipe.execute() for item in page),
-                key=lambda item: item[1],
-                reverse=True,
-            )
+            found = {item[0]: item for page in pipe.execute() for item in page}  # and no twice
+            ranked = sorted(found.values(), key=lambda item: item[1], reverse=True)
         page = [str(job_id) for job_id, _ in ranked[:limit]]
         jobs = self._many(page)
         next_cursor = encode_cursor(int(ranked[limit - 1][1])) if len(ranked) > limit else None

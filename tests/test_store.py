@@ -310,3 +310,20 @@ def test_a_run_that_succeeds_after_a_cancel_was_asked_ends_cancelled_with_its_me
     store.claim(failing.id, 1, "w1", "n2")
     store.cancel("local", failing.id)
     assert store.finish(failing.id, 1, "failed", "boom").status is JobStatus.FAILED
+
+
+def test_a_listing_over_several_statuses_reads_them_atomically_and_lists_a_job_once(
+    store: JobStore, redis_client: redis.Redis
+) -> None:
+    ids = [store.create("local", CONFIG)[0].id for _ in range(3)]
+    # As if read half-way through a move: the job in both its old and its new status's set.
+    redis_client.zadd(store.keys.owner_status("local", JobStatus.RUNNING), {ids[1]: 2})
+
+    def transactions() -> int:
+        stats = redis_client.info("commandstats")
+        return int(stats.get("cmdstat_multi", {}).get("calls", 0))
+
+    before = transactions()
+    both = store.page("local", statuses=[JobStatus.QUEUED, JobStatus.RUNNING], limit=3)
+    assert transactions() == before + 1  # the sets are read in one MULTI/EXEC
+    assert [job.id for job in both.items] == [ids[2], ids[1], ids[0]]  # each once
