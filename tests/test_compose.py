@@ -108,3 +108,23 @@ def test_compose_catches_a_broken_gpu_reservation(
     result = compose_config(broken, LRSCHED_WORKER_TOKEN="a-secret")
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_the_worker_downloads_datasets_into_its_volume(config: dict[str, Any]) -> None:
+    from worker.settings import WorkerSettings
+
+    worker = config["services"]["worker-gpu0"]
+    env = worker["environment"]
+    # LRSCHED_DATA_DIR is read-only (never downloaded into): on an empty volume no job could run.
+    assert "LRSCHED_DATA_DIR" not in env
+    targets = [volume["target"] for volume in worker["volumes"]]
+    assert env["LRSCHED_CACHE_DIR"] in targets
+    settings = WorkerSettings(
+        **{
+            name.removeprefix("LRSCHED_").lower(): value
+            for name, value in env.items()
+            if name.startswith("LRSCHED_")
+        }
+    )
+    assert settings.data_dir is None and settings.download
+    assert str(settings.cache_dir) == env["LRSCHED_CACHE_DIR"]
