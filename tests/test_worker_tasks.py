@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from worker.background import repeat
+from worker.device import choose_device
 from worker.reporter import ServiceReporter
 from worker.tasks import Keepalive, execute
 
@@ -134,3 +135,28 @@ def test_repeat_logs_anything_with_its_traceback_and_goes_on(
         repeat(action, 0.001, "heartbeat", done, at_once=True)
     assert len(calls) == 4
     assert all(r.exc_info for r in caplog.records) and len(caplog.records) == 4
+
+
+@pytest.mark.parametrize(
+    ("environ", "device", "gpus", "chosen", "warns"),
+    [
+        ({}, None, 4, "0", True),  # several GPUs, none chosen: the first, and say how to choose
+        ({}, None, 1, None, False),
+        ({}, None, 0, None, False),
+        ({}, "2", 4, "2", False),  # LRSCHED_DEVICE
+        ({"CUDA_VISIBLE_DEVICES": "3"}, "2", 4, None, False),  # always wins
+        ({"CUDA_VISIBLE_DEVICES": ""}, None, 4, None, False),  # set, even empty: the user chose
+        ({"JAX_PLATFORMS": "cpu"}, None, 4, None, False),  # no GPU will be used
+    ],
+    ids=["several", "one", "none", "setting", "cuda-env", "cuda-env-empty", "cpu"],
+)
+def test_a_worker_owns_one_accelerator(
+    environ: dict[str, str], device: str | None, gpus: int, chosen: str | None, warns: bool
+) -> None:
+    choice = choose_device(environ, device, gpus)
+    assert choice.cuda_visible_devices == chosen
+    assert bool(choice.warning) is warns
+    if warns:
+        assert "CUDA_VISIBLE_DEVICES" in (choice.warning or "") and "GPU 0" in (
+            choice.warning or ""
+        )

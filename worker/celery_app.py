@@ -7,7 +7,8 @@ timeout above the longest job, the same as the API's. Under solo, Celery's time 
 rides on the replies to reports, and a dead worker is noticed by the service's lease sweep.
 
 At start the worker refuses any other pool or concurrency, picks its device (``LRSCHED_DEVICE``
-when ``CUDA_VISIBLE_DEVICES`` is unset; the latter always wins) and logs the device JAX uses.
+when ``CUDA_VISIBLE_DEVICES`` is unset; the latter always wins; with neither and several GPUs, the
+first, with a warning: :mod:`worker.device`) and logs the device JAX uses.
 Its visibility timeout must be the API's: the service checks it on the first heartbeat (a refusal
 stops the start), on every claim and every heartbeat after (a refusal shuts the worker down, and
 a refused claim's message goes back on the queue), so a worker that could not reach the API at
@@ -30,6 +31,7 @@ from kombu.entity import Queue
 
 from lrsched.jobs import JOB_QUEUE, TRAIN_TASK, WorkerHeartbeat, broker_transport_options
 from worker.background import repeat
+from worker.device import choose_device, nvidia_gpus
 from worker.reporter import ReporterError, ReportRefused, ServiceReporter
 from worker.settings import WorkerSettings, get_worker_settings
 
@@ -111,8 +113,11 @@ def _check_and_pick_device(sender: Any, **_: Any) -> None:
         )
     if settings.worker_token is None:
         raise SystemExit("set LRSCHED_WORKER_TOKEN: the worker reports to the service with it")
-    if settings.device is not None and "CUDA_VISIBLE_DEVICES" not in os.environ:
-        os.environ["CUDA_VISIBLE_DEVICES"] = settings.device
+    choice = choose_device(os.environ, settings.device, nvidia_gpus())
+    if choice.warning:
+        log.warning("%s", choice.warning)
+    if choice.cuda_visible_devices is not None:  # before JAX starts its backends
+        os.environ["CUDA_VISIBLE_DEVICES"] = choice.cuda_visible_devices
     state.name = str(sender.hostname)
     try:  # the API and the worker must agree on the visibility timeout: ask before consuming
         reporter().heartbeat(heartbeat(), retry_seconds=3.0)
