@@ -113,8 +113,8 @@ class JobProgress(_Wire):
     steps: int | None = Field(default=None, ge=0)
 
 
-class Job(_Wire):
-    """The job resource that ``GET /jobs/{id}`` answers."""
+class JobSummary(_Wire):
+    """One job in ``GET /jobs``: the job resource without its metrics (``GET /jobs/{id}`` has them)."""
 
     id: str
     #: The tenant the job belongs to (every job is the local tenant's until API keys arrive).
@@ -132,18 +132,23 @@ class Job(_Wire):
     #: When a client asked to cancel (the job stays running until its worker stops).
     cancel_requested_at: datetime | None = None
     progress: JobProgress
-    #: One record per finished epoch of the current attempt, in epoch order.
-    metrics: list[EpochMetrics]
     #: Why the job failed, as a sentence a person can act on.
     error: str | None = None
     #: The configuration it runs, with every default filled in.
     config: TrainConfig
 
 
+class Job(JobSummary):
+    """The job resource that ``GET /jobs/{id}`` answers."""
+
+    #: One record per finished epoch of the current attempt, in epoch order.
+    metrics: list[EpochMetrics]
+
+
 class JobPage(_Wire):
     """One page of ``GET /jobs``, newest first."""
 
-    items: list[Job]
+    items: list[JobSummary]
     #: Pass as ``cursor`` to get the next (older) page; null on the last page.
     next_cursor: str | None = None
 

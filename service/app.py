@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from service.deps import install_job_services
 from service.errors import BodyLimit, install_error_handlers
+from service.limits import RouteBodyLimit
 from service.routes import health, internal, jobs, schedules
 from service.settings import ServiceSettings, get_settings
 
@@ -26,6 +27,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RouteBodyLimit,
+        max_body_bytes=settings.job_max_body_bytes,
+        method="POST",
+        path="/jobs",
+        advice="a training config is small; send fewer list entries in the schedule "
+        "(LRSCHED_JOB_MAX_BODY_BYTES sets the limit)",
+    )
     app.include_router(schedules.router)
     install_job_services(app)
     app.include_router(jobs.router)

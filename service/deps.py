@@ -107,6 +107,7 @@ async def _job_services(app: FastAPI) -> AsyncIterator[None]:
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_attempts,
         idempotency_ttl=settings.idempotency_ttl_seconds,
+        finished_ttl=settings.finished_job_ttl_seconds,
     )
     queue = CeleryJobQueue(
         settings.redis_url,

@@ -24,6 +24,9 @@ class ServiceSettings(BaseSettings):
 
     #: Largest request body accepted, in bytes (413 above it).
     max_body_bytes: int = 16 * 1024 * 1024
+    #: Largest ``POST /jobs`` body (a training config), in bytes (413 above it). Every job keeps
+    #: its config, and a page of ``GET /jobs`` holds up to 200 of them.
+    job_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     #: Redis URL of the job store and Celery broker.
     redis_url: str = DEFAULT_REDIS_URL
     #: Seconds to wait for Redis before a job endpoint answers 503.
@@ -49,6 +52,8 @@ class ServiceSettings(BaseSettings):
     worker_alive_seconds: float = Field(default=30.0, gt=0)
     #: How long an ``Idempotency-Key`` is remembered.
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    #: How long a finished job (its record and metrics) is kept before it is deleted.
+    finished_job_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
     #: The tenant every job belongs to until API keys arrive.
     default_owner: str = "local"
 

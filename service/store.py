@@ -4,7 +4,9 @@ Each job is one Redis hash; its epoch metrics are a second hash whose fields are
 ``"{attempt}:{epoch}"``, so a record is keyed by (job, attempt, epoch) and a retried or redelivered
 report overwrites itself instead of adding a row (DESIGN §2.4). Listings are sorted sets scored by a
 creation sequence number, one per owner and one per (owner, status). Leases are a sorted set scored
-by expiry. Every key name is built by :class:`Keys`.
+by expiry. A finished job is kept for ``finished_ttl`` seconds, then the sweep deletes it (its
+hashes, its listing entries and its Idempotency-Key): the ``finished`` sorted set holds when each
+is due. Every key name is built by :class:`Keys`.
 
 A job attempt that must be put on the broker is first written to the *outbox* (a sorted set of
 ``"{job_id}:{attempt}"`` scored by when it is due), in the same transaction that makes the attempt
@@ -44,7 +46,16 @@ from redis.client import Pipeline
 from redis.typing import EncodableT
 
 from lrsched.config import TrainConfig
-from lrsched.jobs import Claim, FinalStatus, Job, JobPage, JobProgress, JobStatus, ReportReply
+from lrsched.jobs import (
+    Claim,
+    FinalStatus,
+    Job,
+    JobPage,
+    JobProgress,
+    JobStatus,
+    JobSummary,
+    ReportReply,
+)
 from lrsched.metrics import EpochMetrics
 
 T = TypeVar("T")
@@ -68,6 +79,8 @@ class Keys:
         self.workers = f"{prefix}:workers"
         #: Sorted set: ``"{job_id}:{attempt}"`` to put on the broker -> when it is due (Unix s).
         self.outbox = f"{prefix}:outbox"
+        #: Sorted set: finished job id -> when it is deleted (Unix seconds).
+        self.finished = f"{prefix}:finished"
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
@@ -214,6 +227,7 @@ class JobStore:
         idempotency_ttl: seconds an Idempotency-Key is remembered.
         outbox_delay: how long after a submit the sweep enqueues the job itself, in case the
             request that created it died before it could (the route enqueues at once).
+        finished_ttl: seconds a finished job is kept before :meth:`purge_finished` deletes it.
         clock: Unix time now (tests pass a fake one to expire leases without waiting).
     """
 
@@ -226,6 +240,7 @@ class JobStore:
         max_attempts: int = 3,
         idempotency_ttl: int = 24 * 3600,
         outbox_delay: float = 10.0,
+        finished_ttl: float = 30 * 24 * 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = client
@@ -234,6 +249,7 @@ class JobStore:
         self.max_attempts = max_attempts
         self.idempotency_ttl = idempotency_ttl
         self.outbox_delay = outbox_delay
+        self.finished_ttl = finished_ttl
         self.clock = clock
 
     # -- clients' side ------------------------------------------------------------------------
@@ -281,6 +297,8 @@ class JobStore:
             "step": "0",
             "config": config_json,
         }
+        if idempotency_key is not None:  # deleted with the job
+            fields["idempotency"] = self.keys.idempotency(owner, idempotency_key)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.job(job_id), mapping=_encodable(fields))
             pipe.zadd(self.keys.owner_jobs(owner), {job_id: seq})
@@ -321,14 +339,15 @@ class JobStore:
             if wanted
             else [self.keys.owner_jobs(owner)]
         )
-        # One MULTI: a job that changes status meanwhile is in exactly one of the sets read.
-        with self.redis.pipeline(transaction=True) as pipe:
+        # Several sets in one MULTI: a job that changes status meanwhile is in exactly one of
+        # them. (One set needs none, and so still reads while Redis refuses writes: OOM.)
+        with self.redis.pipeline(transaction=len(sets) > 1) as pipe:
             for key in sets:
                 pipe.zrevrangebyscore(key, below, "-inf", start=0, num=limit + 1, withscores=True)
             found = {item[0]: item for page in pipe.execute() for item in page}  # and no twice
             ranked = sorted(found.values(), key=lambda item: item[1], reverse=True)
         page = [str(job_id) for job_id, _ in ranked[:limit]]
-        jobs = self._many(page)
+        jobs = self._summaries(page)
         next_cursor = encode_cursor(int(ranked[limit - 1][1])) if len(ranked) > limit else None
         return JobPage(items=jobs, next_cursor=next_cursor)
 
@@ -566,6 +585,42 @@ class JobStore:
         """The broker took ``attempt`` of the job: take it out of the outbox."""
         self.redis.zrem(self.keys.outbox, _outbox_member(job_id, attempt))
 
+    def purge_finished(self, limit: int = 100) -> int:
+        """Delete the finished jobs kept longer than ``finished_ttl``: their records, metrics,
+        listing entries and Idempotency-Key.
+
+        Returns:
+            How many jobs it deleted.
+        """
+        now = self.clock()
+        purged = 0
+        for member in self.redis.zrangebyscore(self.keys.finished, "-inf", now, start=0, num=limit):
+            job_id = str(member)
+
+            try:
+                purged += self._transact(job_id, self._purge, now=now)
+            except JobNotFound:
+                self.redis.zrem(self.keys.finished, job_id)
+            except redis.RedisError:
+                raise
+            except Exception:
+                log.exception("job %s: could not be purged; skipped", job_id)
+        return purged
+
+    def _purge(self, pipe: Pipeline, record: _Record, now: float) -> bool:
+        job_id = record["id"]
+        pipe.multi()
+        pipe.zrem(self.keys.finished, job_id)
+        if not record.status.finished:
+            return False  # never happens: only a finish schedules a purge
+        pipe.delete(self.keys.job(job_id), self.keys.metrics(job_id))
+        if record.fields.get("idempotency"):
+            pipe.delete(record["idempotency"])
+        pipe.zrem(self.keys.owner_jobs(record.owner), job_id)
+        pipe.zrem(self.keys.owner_status(record.owner, record.status), job_id)
+        pipe.zrem(self.keys.leases, job_id)
+        return True
+
     def worker_seen(self, name: str, info: Mapping[str, str]) -> None:
         """Note that a worker is alive (``/readyz`` counts recent ones)."""
         now = self.clock()
@@ -636,6 +691,7 @@ class JobStore:
         changes = {"status": status.value, "updated_at": repr(now)}
         if status.finished:
             changes["finished_at"] = repr(now)
+            pipe.zadd(self.keys.finished, {job_id: now + self.finished_ttl})
         if error is not None:
             changes["error"] = error
         pipe.hset(self.keys.job(job_id), mapping=_encodable(changes))
@@ -679,23 +735,28 @@ class JobStore:
             lease_seconds=self.lease_seconds,
         )
 
-    def _many(self, job_ids: list[str]) -> list[Job]:
+    def _summaries(self, job_ids: list[str]) -> list[JobSummary]:
+        """The jobs without their metrics: only the names of the metrics fields are read, to count
+        the current attempt's epochs."""
         with self.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hgetall(self.keys.job(job_id))
-                pipe.hgetall(self.keys.metrics(job_id))
+                pipe.hkeys(self.keys.metrics(job_id))
             replies = pipe.execute()
-        return [
-            self._job(_Record(fields), metrics)
-            for fields, metrics in zip(replies[::2], replies[1::2], strict=True)
-            if fields
-        ]
+        summaries = []
+        for fields, names in zip(replies[::2], replies[1::2], strict=True):
+            if not fields:
+                continue  # purged since the listing was read
+            record = _Record(fields)
+            prefix = f"{record.attempt}:"
+            epochs = sum(1 for name in names if str(name).startswith(prefix))
+            summaries.append(JobSummary(**self._summary_fields(record, epochs)))
+        return summaries
 
     def _job(
         self, record: _Record, metrics: Mapping[str, str], config: TrainConfig | None = None
     ) -> Job:
-        attempt = record.attempt
-        prefix = f"{attempt}:"
+        prefix = f"{record.attempt}:"
         epochs = sorted(
             (
                 EpochMetrics.model_validate_json(value)
@@ -704,25 +765,29 @@ class JobStore:
             ),
             key=lambda m: m.epoch,
         )
+        return Job(**self._summary_fields(record, len(epochs), config), metrics=epochs)
+
+    def _summary_fields(
+        self, record: _Record, epochs_done: int, config: TrainConfig | None = None
+    ) -> dict[str, Any]:
         steps = record.fields.get("steps")
-        return Job(
-            id=record["id"],
-            owner=record.owner,
-            status=record.status,
-            attempt=attempt,
-            max_attempts=int(record["max_attempts"]),
-            created_at=_timestamp(record.time("created_at")) or datetime.now(UTC),
-            updated_at=_timestamp(record.time("updated_at")) or datetime.now(UTC),
-            started_at=_timestamp(record.time("started_at")),
-            finished_at=_timestamp(record.time("finished_at")),
-            cancel_requested_at=_timestamp(record.time("cancel_requested_at")),
-            progress=JobProgress(
-                epoch=len(epochs),
+        return {
+            "id": record["id"],
+            "owner": record.owner,
+            "status": record.status,
+            "attempt": record.attempt,
+            "max_attempts": int(record["max_attempts"]),
+            "created_at": _timestamp(record.time("created_at")) or datetime.now(UTC),
+            "updated_at": _timestamp(record.time("updated_at")) or datetime.now(UTC),
+            "started_at": _timestamp(record.time("started_at")),
+            "finished_at": _timestamp(record.time("finished_at")),
+            "cancel_requested_at": _timestamp(record.time("cancel_requested_at")),
+            "progress": JobProgress(
+                epoch=epochs_done,
                 epochs=int(record["epochs"]),
                 step=int(record.fields.get("step", "0")),
                 steps=int(steps) if steps else None,
             ),
-            metrics=epochs,
-            error=record.fields.get("error") or None,
-            config=config or TrainConfig.model_validate_json(record["config"]),
-        )
+            "error": record.fields.get("error") or None,
+            "config": config or TrainConfig.model_validate_json(record["config"]),
+        }

@@ -4,7 +4,8 @@ Every ``sweep_seconds`` each API process:
 
 1. re-queues the running jobs whose lease expired (their worker stopped reporting) as their next
    attempt, into the job store's outbox;
-2. puts the outbox's due attempts on the broker, removing each only once the broker took it.
+2. puts the outbox's due attempts on the broker, removing each only once the broker took it;
+3. deletes the finished jobs kept longer than their retention (``finished_job_ttl_seconds``).
 
 Leases get a grace period of ``grace`` seconds (the lease length) after this process starts and
 after each sweep that could not reach Redis: while the API or Redis was down no worker could renew
@@ -62,12 +63,13 @@ class Sweeper:
         return self._expire_from is None or self.clock() < self._expire_from
 
     def run_once(self) -> None:
-        """One round: expire leases (unless in grace), then drain the outbox."""
+        """One round: expire leases (unless in grace), drain the outbox, purge old jobs."""
         if self._expire_from is None:
             self._expire_from = self.clock() + self.grace
         if not self.in_grace:
             self._expire_leases()
         self._drain()
+        self._purge()
 
     async def run(self, every: float) -> None:
         """Sweep every ``every`` seconds until cancelled."""
@@ -107,3 +109,14 @@ class Sweeper:
             log.warning("outbox not drained (%s); the jobs stay queued and are retried", error)
         except Exception:
             log.exception("outbox not drained; the jobs stay queued and are retried")
+
+    def _purge(self) -> None:
+        try:
+            purged = self.store.purge_finished()
+        except redis.RedisError as error:
+            log.warning("old jobs not purged (%s); retried at the next round", error)
+        except Exception:
+            log.exception("old jobs not purged")
+        else:
+            if purged:
+                log.info("deleted %d finished job(s) past their retention", purged)

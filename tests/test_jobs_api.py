@@ -378,3 +378,40 @@ def test_a_redis_that_refuses_writes_answers_503_with_the_reason(tmp_path: Path)
         full.close()
     finally:
         stop(server)
+
+
+def test_a_job_body_over_its_own_limit_is_refused_with_413_and_evaluation_keeps_its_own(
+    client: httpx.Client, redis_client: redis.Redis
+) -> None:
+    big = {**CONFIG, "schedule": {"kind": "piecewise_constant", "boundaries": list(range(9_000)),
+                                  "values": [0.01] * 9_001}}  # fmt: skip
+    body = json.dumps(big).encode() + b" " * 300_000  # over 256 KiB
+    for content in (body, iter([body])):  # with a Content-Length, and chunked without one
+        response = client.post(
+            "/jobs", content=content, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 413, response.text
+        assert response.json()["detail"].startswith("the request body is ")
+        assert "POST /jobs accepts at most 262144" in response.json()["detail"]
+    assert queued_messages(redis_client) == []
+    assert submit(client, big).status_code == 202  # the same config, without the padding
+    steps = {"schedule": {"kind": "constant", "step_size": 0.1}, "steps": list(range(60_000))}
+    evaluated = client.post("/schedules/evaluate", json=steps)  # about 400 KB: its limit is 16 MB
+    assert evaluated.status_code == 200, evaluated.text[:200]
+
+
+def test_a_listing_has_each_job_without_its_metrics(client: httpx.Client) -> None:
+    job = submit(client).json()
+    assert client.post(f"/internal/jobs/{job['id']}/claim", json=CLAIM, headers=WORKER).is_success
+    record = {"epoch": 0, "train_loss": 1.0, "val_loss": 1.0, "val_accuracy": 0.5, "lr": 0.01,
+              "seconds": 0.1}  # fmt: skip
+    reply = client.post(
+        f"/internal/jobs/{job['id']}/epochs", json={"attempt": 1, "metrics": record},
+        headers=WORKER,
+    )  # fmt: skip
+    assert reply.is_success, reply.text
+    (item,) = client.get("/jobs").json()["items"]
+    full = client.get(f"/jobs/{job['id']}").json()
+    assert "metrics" not in item and len(full["metrics"]) == 1
+    assert item["progress"]["epoch"] == 1
+    assert item == {name: value for name, value in full.items() if name != "metrics"}

@@ -245,3 +245,16 @@ def test_the_sweep_loop_survives_any_error_and_keeps_sweeping(
     assert flaky.lease_checks >= 3  # every round ran, though each failed
     assert all(r.exc_info for r in caplog.records if "lease sweep failed" in r.getMessage())
     assert [r for r in caplog.records if "lease sweep failed" in r.getMessage()]
+
+
+def test_the_sweep_deletes_finished_jobs_past_their_retention(
+    redis_client: redis.Redis, broker: Broker, clock: Clock
+) -> None:
+    store = JobStore(redis_client, Keys("t"), lease_seconds=LEASE, finished_ttl=60, clock=clock)
+    job, _ = store.create("local", CONFIG)
+    store.cancel("local", job.id)
+    sweep = sweeper(store, broker, clock)
+    assert store.get("local", job.id).status is JobStatus.CANCELLED
+    clock.now += 60
+    sweep.run_once()
+    assert store.page("local").items == [] and not redis_client.exists(store.keys.job(job.id))

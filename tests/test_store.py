@@ -327,3 +327,43 @@ def test_a_listing_over_several_statuses_reads_them_atomically_and_lists_a_job_o
     both = store.page("local", statuses=[JobStatus.QUEUED, JobStatus.RUNNING], limit=3)
     assert transactions() == before + 1  # the sets are read in one MULTI/EXEC
     assert [job.id for job in both.items] == [ids[2], ids[1], ids[0]]  # each once
+
+
+def test_a_listing_holds_summaries_without_the_metrics(store: JobStore) -> None:
+    job, _ = store.create("local", CONFIG)
+    store.claim(job.id, 1, "w1", "n1")
+    store.record_epoch(job.id, 1, metrics(0))
+    store.record_epoch(job.id, 1, metrics(1))
+    (summary,) = store.page("local").items
+    assert not hasattr(summary, "metrics")
+    assert summary.progress.epoch == 2 and summary.config == CONFIG
+    assert summary.model_dump() == {
+        name: value
+        for name, value in store.get("local", job.id).model_dump().items()
+        if name != "metrics"
+    }
+
+
+def test_a_finished_job_is_deleted_after_its_retention_and_an_unfinished_one_never(
+    redis_client: redis.Redis, clock: Clock
+) -> None:
+    store = JobStore(redis_client, Keys("t"), lease_seconds=10, finished_ttl=100, clock=clock)
+    done, _ = store.create("local", CONFIG, idempotency_key="k")
+    store.claim(done.id, 1, "w1", "n1")
+    store.record_epoch(done.id, 1, metrics(0))
+    store.finish(done.id, 1, "succeeded")
+    waiting, _ = store.create("local", CONFIG)
+    clock.now += 99
+    assert store.purge_finished() == 0
+    clock.now += 2
+    assert store.purge_finished() == 1
+    with pytest.raises(JobNotFound):
+        store.get("local", done.id)
+    assert [job.id for job in store.page("local").items] == [waiting.id]
+    left = {str(key) for key in redis_client.scan_iter("t:*")}
+    assert not [key for key in left if done.id in key], left
+    assert store.keys.idempotency("local", "k") not in left  # the key is free for a new job
+    assert store.create("local", CONFIG, idempotency_key="k")[1]
+    clock.now += 10**9
+    store.purge_finished()
+    assert store.get("local", waiting.id).status is JobStatus.QUEUED

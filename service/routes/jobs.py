@@ -138,6 +138,9 @@ def list_jobs(
         str | None, Query(max_length=100, description="A next_cursor from the previous page.")
     ] = None,
 ) -> Response:
+    """Each item is the job without its metrics (``GET /jobs/{id}`` has them), so a page stays
+    small however long its jobs ran. Finished jobs are kept for the service's retention period
+    (30 days by default), then deleted."""
     try:
         page = store.page(owner, statuses=status or (), limit=limit, cursor=cursor)
     except ValueError as error:
