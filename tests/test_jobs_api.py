@@ -7,6 +7,7 @@ end-to-end tests with a real worker are in ``test_jobs_e2e.py``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -19,12 +20,13 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import yaml
 
 from lrsched.jobs import JOB_QUEUE, MAX_ERROR_CHARS, TRAIN_TASK
 from service.cli import free_port, start_redis, stop, wait_for_redis
 from service.queue import CeleryJobQueue
 from service.settings import ServiceSettings
-from tests.servers import WORKER_TOKEN, launch_api
+from tests.servers import REPO, WORKER_TOKEN, launch_api
 
 CONFIG: dict[str, Any] = {
     "schedule": {
@@ -176,35 +178,66 @@ def test_list_is_newest_first_paginated_and_filtered(client: httpx.Client) -> No
         assert response.json()["detail"][0]["loc"] == loc
 
 
+#: What a client sends: the JSON headers, an Idempotency-Key, httpx's User-Agent; no worker token.
+CLIENT_HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "application/json",
+    "Idempotency-Key": "k-1",
+    "User-Agent": f"python-httpx/{httpx.__version__}",
+}
+
+
 @pytest.mark.parametrize(
     ("headers", "status"),
     [
         ({}, 401),
         ({"Authorization": "Bearer wrong-token"}, 403),
-        ({"X-API-Key": "a-client-key"}, 401),  # a client's credential is not a worker's
-        ({"Authorization": "Bearer a-client-key", "X-API-Key": "a-client-key"}, 403),
+        (CLIENT_HEADERS, 401),  # a client's own request is not a worker's
+        ({**CLIENT_HEADERS, "Authorization": "Bearer a-client-key"}, 403),
+        ({"X-Worker-Token": WORKER_TOKEN}, 401),  # the right secret, in the wrong place
+        (
+            {"Authorization": "Basic " + base64.b64encode(f"w:{WORKER_TOKEN}".encode()).decode()},
+            401,
+        ),
     ],
-    ids=["none", "wrong-token", "client-key", "client-bearer"],
+    ids=["none", "wrong-token", "client-request", "client-bearer", "other-header", "basic-auth"],
 )
 def test_internal_routes_refuse_anyone_without_the_worker_token(
     client: httpx.Client, headers: dict[str, str], status: int
 ) -> None:
     job = submit(client).json()
+    metrics = {"epoch": 0, "train_loss": 1.0, "val_loss": 1.0, "val_accuracy": 0.5, "lr": 0.01,
+               "seconds": 0.1}  # fmt: skip
     reports = [
         (f"/internal/jobs/{job['id']}/claim", CLAIM),
         (f"/internal/jobs/{job['id']}/progress", {"attempt": 1, "step": 1}),
+        (f"/internal/jobs/{job['id']}/epochs", {"attempt": 1, "metrics": metrics}),
         (f"/internal/jobs/{job['id']}/result", {"attempt": 1, "status": "succeeded"}),
-    ]
+        ("/internal/workers/heartbeat",
+         {"worker": "w", "device": "cpu:0", "pid": 1, "visibility_timeout": 150}),
+    ]  # fmt: skip
     for path, body in reports:
         response = client.post(path, json=body, headers=headers)
         assert response.status_code == status, (path, response.text)
+        assert (
+            "only workers" in response.json()["detail"]
+            or "for workers" in response.json()["detail"]
+        )
+    for path, body in reports[:1] + reports[4:]:  # with the token in the query string: refused
+        response = client.post(path, json=body, params={"token": WORKER_TOKEN})
+        assert response.status_code == 401, (path, response.text)
     assert client.get(f"/jobs/{job['id']}").json()["status"] == "queued"
+    assert client.get("/readyz").json()["workers"] == 0
 
 
 def test_internal_routes_are_not_in_the_public_schema(client: httpx.Client) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
-    assert "/jobs" in paths and "/readyz" in paths
-    assert not [path for path in paths if path.startswith("/internal")]
+    internal_models = {"Claim", "ClaimRequest", "ProgressReport", "EpochReport", "ResultReport",
+                       "ReportReply", "WorkerHeartbeat"}  # fmt: skip
+    published = yaml.safe_load((REPO / "openapi.yaml").read_text())
+    for schema in (client.get("/openapi.json").json(), published):
+        assert "/jobs" in schema["paths"] and "/readyz" in schema["paths"]
+        assert not [path for path in schema["paths"] if path.startswith("/internal")]
+        assert not internal_models & set(schema["components"]["schemas"])
 
 
 def test_a_worker_report_is_answered_with_the_cancellation(client: httpx.Client) -> None:

@@ -190,7 +190,7 @@ def test_cancel_a_queued_job_at_once_a_running_one_through_its_worker(store: Job
 
 
 def test_an_expired_lease_requeues_the_next_attempt_with_a_fresh_record(
-    store: JobStore, clock: Clock
+    store: JobStore, clock: Clock, redis_client: redis.Redis
 ) -> None:
     job, _ = store.create("local", CONFIG)
     store.claim(job.id, 1, "w1", "n1")
@@ -210,6 +210,7 @@ def test_an_expired_lease_requeues_the_next_attempt_with_a_fresh_record(
         [],
         0,
     )
+    assert redis_client.hkeys(store.keys.metrics(job.id)) == []  # gone, not merely hidden
     with pytest.raises(ReportRefused, match="stale"):
         store.record_epoch(job.id, 1, metrics(1))  # the lost worker, back from the dead
     with pytest.raises(ReportRefused, match="stale"):
@@ -217,6 +218,7 @@ def test_an_expired_lease_requeues_the_next_attempt_with_a_fresh_record(
     store.claim(job.id, 2, "w2", "n2")
     store.record_epoch(job.id, 2, metrics(0))
     assert [m.epoch for m in store.get("local", job.id).metrics] == [0]
+    assert redis_client.hkeys(store.keys.metrics(job.id)) == ["2:0"]
 
 
 def test_lease_expiry_after_the_last_attempt_fails_and_after_a_cancel_cancels(
