@@ -28,7 +28,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     422: ERROR_RESPONSES[422],
 }
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {"model": Problem, "description": "The job store (Redis) cannot be reached."}
+    503: {"model": Problem, "description": "The job store (Redis) cannot be reached, or refuses writes."}
 }
 
 
