@@ -45,6 +45,7 @@ from lrsched.jobs import Job as Job
 from lrsched.jobs import JobPage as JobPage
 from lrsched.jobs import JobProgress as JobProgress
 from lrsched.jobs import JobStatus as JobStatus
+from lrsched.jobs import JobSummary as JobSummary
 from lrsched.jobs import ProgressReport as ProgressReport
 from lrsched.jobs import ReportReply as ReportReply
 from lrsched.jobs import ResultReport as ResultReport
@@ -92,6 +93,7 @@ __all__ = [
     "JobPage",
     "JobProgress",
     "JobStatus",
+    "JobSummary",
     "Momentum",
     "Nesterov",
     "NonFiniteLossError",
