@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import httpx  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
 
@@ -52,6 +53,24 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
         client.delete(*stale)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def evaluate_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A real API server with no Redis anywhere (evaluation must not need it), shared by the
+    evaluate suites."""
+    api = launch_api(f"redis://127.0.0.1:{free_port()}/0", tmp_path_factory.mktemp("evaluate-api"))
+    try:
+        with httpx.Client(base_url=api.url, timeout=60) as http:
+            yield http
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def client(evaluate_client: httpx.Client) -> httpx.Client:
+    """The evaluate suites' client (job suites define their own `client`)."""
+    return evaluate_client
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -10,20 +9,7 @@ import numpy as np
 import pytest
 
 from lrsched import SPEC_KINDS, evaluate, parse_spec
-from service.cli import free_port
 from tests.golden_table import GOLDEN, assert_close, ids
-from tests.servers import launch_api
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    # No Redis anywhere: evaluation must not need it.
-    api = launch_api(f"redis://127.0.0.1:{free_port()}/0", tmp_path_factory.mktemp("api"))
-    try:
-        with httpx.Client(base_url=api.url, timeout=60) as http:
-            yield http
-    finally:
-        api.close()
 
 
 def post(client: httpx.Client, spec: dict[str, Any], steps: Any, octets: bool = False) -> httpx.Response:

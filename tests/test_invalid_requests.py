@@ -12,9 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from service.cli import free_port
-from tests.servers import launch_api
-
 C = {"kind": "constant", "step_size": 0.1}
 S = ["body", "schedule"]
 
@@ -131,16 +128,6 @@ INVALID: list[tuple[str, Any, int, list[Any], str]] = [
     ("non-finite at a step (inverse time)", body(kind("inverse_time_decay", step_size=1.0, decay_steps=10, decay_rate=-1.0), steps={"stop": 20}), 422, S, "non_finite_value"),
     ("overflow at a huge step", body(expr("2 ** step"), steps=(1, 10, 1000)), 422, S, "non_finite_value"),
 ]
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    api = launch_api(f"redis://127.0.0.1:{free_port()}/0", tmp_path_factory.mktemp("api"))
-    try:
-        with httpx.Client(base_url=api.url, timeout=60) as http:
-            yield http
-    finally:
-        api.close()
 
 
 def post(client: httpx.Client, payload: Any) -> httpx.Response:
