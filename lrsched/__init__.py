@@ -34,9 +34,16 @@ from lrsched.evaluate import evaluate as evaluate
 from lrsched.evaluate import first_nonfinite as first_nonfinite
 from lrsched.evaluate import step_range as step_range
 from lrsched.expression import ExpressionError as ExpressionError
+from lrsched.jobs import DEFAULT_JOB_MAX_SECONDS as DEFAULT_JOB_MAX_SECONDS
+from lrsched.jobs import DEFAULT_REDIS_URL as DEFAULT_REDIS_URL
+from lrsched.jobs import DEFAULT_UNACKED_RESTORE_INTERVAL as DEFAULT_UNACKED_RESTORE_INTERVAL
+from lrsched.jobs import DEFAULT_VISIBILITY_TIMEOUT as DEFAULT_VISIBILITY_TIMEOUT
 from lrsched.jobs import JOB_QUEUE as JOB_QUEUE
+from lrsched.jobs import MAX_ERROR_CHARS as MAX_ERROR_CHARS
+from lrsched.jobs import REFUSAL_HEADER as REFUSAL_HEADER
 from lrsched.jobs import TRAIN_TASK as TRAIN_TASK
 from lrsched.jobs import VISIBILITY_MARGIN as VISIBILITY_MARGIN
+from lrsched.jobs import WORKER_MISCONFIGURED as WORKER_MISCONFIGURED
 from lrsched.jobs import Claim as Claim
 from lrsched.jobs import ClaimRequest as ClaimRequest
 from lrsched.jobs import EpochReport as EpochReport
@@ -50,7 +57,9 @@ from lrsched.jobs import ProgressReport as ProgressReport
 from lrsched.jobs import ReportReply as ReportReply
 from lrsched.jobs import ResultReport as ResultReport
 from lrsched.jobs import WorkerHeartbeat as WorkerHeartbeat
+from lrsched.jobs import broker_transport_options as broker_transport_options
 from lrsched.jobs import check_visibility_timeout as check_visibility_timeout
+from lrsched.jobs import shorten as shorten
 from lrsched.limits import MAX_STEP as MAX_STEP
 from lrsched.limits import MAX_STEPS_PER_REQUEST as MAX_STEPS_PER_REQUEST
 from lrsched.metrics import EpochMetrics as EpochMetrics
@@ -69,12 +78,19 @@ from lrsched.train import train as train
 
 __all__ = [
     "DATASET_SIZES",
+    "DEFAULT_JOB_MAX_SECONDS",
+    "DEFAULT_REDIS_URL",
+    "DEFAULT_UNACKED_RESTORE_INTERVAL",
+    "DEFAULT_VISIBILITY_TIMEOUT",
     "JOB_QUEUE",
+    "MAX_ERROR_CHARS",
     "MAX_STEP",
     "MAX_STEPS_PER_REQUEST",
+    "REFUSAL_HEADER",
     "SPEC_KINDS",
     "TRAIN_TASK",
     "VISIBILITY_MARGIN",
+    "WORKER_MISCONFIGURED",
     "Adam",
     "AdamW",
     "ChecksumError",
@@ -113,6 +129,7 @@ __all__ = [
     "TrainingError",
     "WorkerHeartbeat",
     "batches_per_epoch",
+    "broker_transport_options",
     "check_schedule",
     "check_visibility_timeout",
     "compile_schedule",
@@ -126,6 +143,7 @@ __all__ = [
     "save_params",
     "schedule_rates",
     "schedule_steps",
+    "shorten",
     "step_range",
     "synthetic",
     "train",

@@ -110,7 +110,9 @@ class BodyLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_body_bytes:
-                raise StarletteHTTPException(413, self._too_large(f"more than {self.max_body_bytes}"))
+                raise StarletteHTTPException(
+                    413, self._too_large(f"more than {self.max_body_bytes}")
+                )
             return message
 
         await self.app(scope, counting_receive, send)

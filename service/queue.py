@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from celery import Celery
 
-from lrsched.jobs import JOB_QUEUE, TRAIN_TASK, broker_transport_options
+from lrsched import JOB_QUEUE, TRAIN_TASK, broker_transport_options
 
 
 class QueueUnavailable(Exception):

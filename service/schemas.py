@@ -75,7 +75,11 @@ class EvaluateRequest(BaseModel):
                     "steps": [0, 1, 2],
                 },
                 {
-                    "schedule": {"kind": "cosine_decay_schedule", "init_value": 0.1, "decay_steps": 1000},
+                    "schedule": {
+                        "kind": "cosine_decay_schedule",
+                        "init_value": 0.1,
+                        "decay_steps": 1000,
+                    },
                     "steps": {"start": 0, "stop": 1000, "step": 1},
                 },
             ]

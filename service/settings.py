@@ -8,7 +8,7 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lrsched.jobs import (
+from lrsched import (
     DEFAULT_JOB_MAX_SECONDS,
     DEFAULT_REDIS_URL,
     DEFAULT_UNACKED_RESTORE_INTERVAL,

@@ -45,9 +45,9 @@ import redis
 from redis.client import Pipeline
 from redis.typing import EncodableT
 
-from lrsched.config import TrainConfig
-from lrsched.jobs import (
+from lrsched import (
     Claim,
+    EpochMetrics,
     FinalStatus,
     Job,
     JobPage,
@@ -55,8 +55,8 @@ from lrsched.jobs import (
     JobStatus,
     JobSummary,
     ReportReply,
+    TrainConfig,
 )
-from lrsched.metrics import EpochMetrics
 
 T = TypeVar("T")
 

@@ -29,7 +29,7 @@ import jax
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from lrsched.jobs import JOB_QUEUE, TRAIN_TASK, WorkerHeartbeat, broker_transport_options
+from lrsched import JOB_QUEUE, TRAIN_TASK, WorkerHeartbeat, broker_transport_options
 from worker.background import repeat
 from worker.device import choose_device, nvidia_gpus
 from worker.reporter import ReporterError, ReportRefused, ServiceReporter

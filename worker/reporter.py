@@ -21,11 +21,12 @@ from typing import TypeVar
 import httpx
 from pydantic import BaseModel
 
-from lrsched.jobs import (
+from lrsched import (
     REFUSAL_HEADER,
     WORKER_MISCONFIGURED,
     Claim,
     ClaimRequest,
+    EpochMetrics,
     EpochReport,
     FinalStatus,
     ProgressReport,
@@ -33,7 +34,6 @@ from lrsched.jobs import (
     ResultReport,
     WorkerHeartbeat,
 )
-from lrsched.metrics import EpochMetrics
 
 log = logging.getLogger("lrsched.worker")
 

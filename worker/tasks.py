@@ -22,11 +22,19 @@ from celery import Task
 from celery.exceptions import Reject
 from pydantic import ValidationError
 
-from lrsched.config import ScheduleRangeError, TrainConfig, check_schedule
-from lrsched.idx import DataError
-from lrsched.jobs import TRAIN_TASK, FinalStatus, ReportReply
-from lrsched.metrics import EpochMetrics, TrainStatus
-from lrsched.train import TrainingError, train
+from lrsched import (
+    TRAIN_TASK,
+    DataError,
+    EpochMetrics,
+    FinalStatus,
+    ReportReply,
+    ScheduleRangeError,
+    TrainConfig,
+    TrainingError,
+    TrainStatus,
+    check_schedule,
+    train,
+)
 from worker.background import repeat
 from worker.celery_app import app, reporter, settings, state, stop_worker
 from worker.reporter import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from lrsched.jobs import (
+from lrsched import (
     REFUSAL_HEADER,
     WORKER_MISCONFIGURED,
     Claim,

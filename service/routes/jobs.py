@@ -11,8 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from lrsched.config import ScheduleRangeError, TrainConfig, check_schedule
-from lrsched.jobs import Job, JobPage, JobStatus
+from lrsched import Job, JobPage, JobStatus, ScheduleRangeError, TrainConfig, check_schedule
 from service.deps import OwnerDep, QueueDep, SettingsDep, StoreDep
 from service.errors import ERROR_RESPONSES, Problem
 from service.queue import QueueUnavailable
@@ -28,7 +27,10 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     422: ERROR_RESPONSES[422],
 }
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {"model": Problem, "description": "The job store (Redis) cannot be reached, or refuses writes."}
+    503: {
+        "model": Problem,
+        "description": "The job store (Redis) cannot be reached, or refuses writes.",
+    }
 }
 
 
