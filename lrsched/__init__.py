@@ -32,6 +32,7 @@ from lrsched.data import synthetic as synthetic
 from lrsched.evaluate import StepRangeError as StepRangeError
 from lrsched.evaluate import evaluate as evaluate
 from lrsched.evaluate import first_nonfinite as first_nonfinite
+from lrsched.evaluate import is_compiled as is_compiled
 from lrsched.evaluate import step_range as step_range
 from lrsched.expression import ExpressionError as ExpressionError
 from lrsched.jobs import DEFAULT_JOB_MAX_SECONDS as DEFAULT_JOB_MAX_SECONDS
@@ -135,6 +136,7 @@ __all__ = [
     "compile_schedule",
     "evaluate",
     "first_nonfinite",
+    "is_compiled",
     "kinds_catalog",
     "load_dataset",
     "load_params",

@@ -29,4 +29,6 @@ def true_divide(numerator: ArrayLike, denominator: ArrayLike) -> Array:
 def floor_divide(numerator: ArrayLike, denominator: ArrayLike) -> Array:
     """``numerator // denominator`` with the same protection."""
     shape = jnp.broadcast_shapes(jnp.shape(numerator), jnp.shape(denominator))
-    return jnp.floor_divide(jnp.broadcast_to(numerator, shape), opaque(jnp.broadcast_to(denominator, shape)))
+    return jnp.floor_divide(
+        jnp.broadcast_to(numerator, shape), opaque(jnp.broadcast_to(denominator, shape))
+    )

@@ -51,6 +51,7 @@ def published_limits() -> dict[str, int]:
         "max_step": limits.MAX_STEP,
         "max_spec_depth": limits.MAX_SPEC_DEPTH,
         "max_spec_nodes": limits.MAX_SPEC_NODES,
+        "max_sgdr_cycles": limits.MAX_SGDR_CYCLES,
         "max_list_length": limits.MAX_LIST_LENGTH,
         "max_expression_length": limits.MAX_EXPRESSION_LENGTH,
         "max_expression_nodes": limits.MAX_EXPRESSION_NODES,

@@ -86,7 +86,9 @@ def _lower(spec: SpecModel, n: _Numbers) -> Structure:
             return ("const", n.add(value))
         case ExponentialDecay():
             end = spec.end_value
-            offset = n.add(spec.initial, spec.length, spec.decay_rate, spec.transition_begin, end or 0.0)
+            offset = n.add(
+                spec.initial, spec.length, spec.decay_rate, spec.transition_begin, end or 0.0
+            )
             return ("exp", spec.staircase, end is not None, offset)
         case InverseTimeDecay():
             offset = n.add(spec.step_size, spec.decay_steps, spec.decay_rate)
@@ -95,12 +97,21 @@ def _lower(spec: SpecModel, n: _Numbers) -> Structure:
             return _poly(n, spec.step_size, spec.final_step_size, spec.power, spec.decay_steps, 0)
         case PolynomialSchedule():
             return _poly(
-                n, spec.init_value, spec.end_value, spec.power, spec.transition_steps,
+                n,
+                spec.init_value,
+                spec.end_value,
+                spec.power,
+                spec.transition_steps,
                 spec.transition_begin,
             )
         case LinearSchedule():
             return _poly(
-                n, spec.init_value, spec.end_value, 1.0, spec.transition_steps, spec.transition_begin
+                n,
+                spec.init_value,
+                spec.end_value,
+                1.0,
+                spec.transition_steps,
+                spec.transition_begin,
             )
         case CosineDecaySchedule():
             return ("cosine", n.add(spec.init_value, spec.decay_steps, spec.alpha, spec.exponent))
@@ -116,10 +127,15 @@ def _lower(spec: SpecModel, n: _Numbers) -> Structure:
             warmup = _warmup(spec.init_value, spec.peak_value, spec.warmup_steps, n)
             end = spec.end_value
             offset = n.add(
-                spec.peak_value, spec.transition_steps, spec.decay_rate, spec.transition_begin,
+                spec.peak_value,
+                spec.transition_steps,
+                spec.decay_rate,
+                spec.transition_begin,
                 end or 0.0,
             )
-            return _join([warmup, ("exp", spec.staircase, end is not None, offset)], [spec.warmup_steps], n)
+            return _join(
+                [warmup, ("exp", spec.staircase, end is not None, offset)], [spec.warmup_steps], n
+            )
         case PiecewiseConstant():
             offset = n.add(*spec.boundaries, *spec.values)
             return ("pw_after", len(spec.boundaries), offset)
@@ -159,7 +175,9 @@ def _lower(spec: SpecModel, n: _Numbers) -> Structure:
     raise TypeError(f"no lowering for {type(spec).__name__}")  # pragma: no cover
 
 
-def _poly(n: _Numbers, init: float, end: float, power: float, steps: float, begin: float) -> Structure:
+def _poly(
+    n: _Numbers, init: float, end: float, power: float, steps: float, begin: float
+) -> Structure:
     # power 1 is the linear schedule: optax computes frac ** 1 exactly, so must we (no pow call).
     return ("poly", power == 1.0, n.add(init, end, power, steps, begin))
 

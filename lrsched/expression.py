@@ -113,7 +113,9 @@ def parse_expression(text: str, param_names: tuple[str, ...]) -> ast.expr:
             f"the expression is {len(text)} characters long; the limit is {MAX_EXPRESSION_LENGTH}"
         )
     if not text.strip():
-        raise ExpressionError("the expression is empty; write a formula of step, e.g. '0.1 * 0.9 ** step'")
+        raise ExpressionError(
+            "the expression is empty; write a formula of step, e.g. '0.1 * 0.9 ** step'"
+        )
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
@@ -138,7 +140,8 @@ class _Checker:
             )
         if depth > MAX_EXPRESSION_DEPTH:
             raise ExpressionError(
-                f"the expression nests deeper than {MAX_EXPRESSION_DEPTH} levels; simplify it", column
+                f"the expression nests deeper than {MAX_EXPRESSION_DEPTH} levels; simplify it",
+                column,
             )
         if isinstance(node, ast.Constant):
             self._check_number(node.value, column)
@@ -161,7 +164,8 @@ class _Checker:
         elif isinstance(node, ast.UnaryOp):
             if type(node.op) not in _UNARY:
                 raise ExpressionError(
-                    f"the unary operator {type(node.op).__name__} is not allowed; use - or +", column
+                    f"the unary operator {type(node.op).__name__} is not allowed; use - or +",
+                    column,
                 )
             self.check(node.operand, depth + 1)
         elif isinstance(node, ast.Compare):
@@ -187,7 +191,8 @@ class _Checker:
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
             raise ExpressionError(
-                f"calling {name!r} is not allowed; the functions are " + ", ".join(FUNCTIONS), column
+                f"calling {name!r} is not allowed; the functions are " + ", ".join(FUNCTIONS),
+                column,
             )
         arity, _ = FUNCTIONS[node.func.id]
         if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):

@@ -12,8 +12,12 @@ MAX_STEPS_PER_REQUEST = 1_000_000
 MAX_STEP = 2**53 - 1
 #: Deepest nesting of composite kinds (join_schedules inside join_schedules ...).
 MAX_SPEC_DEPTH = 8
-#: Most schedule nodes in one spec, counting every nested schedule.
-MAX_SPEC_NODES = 256
+#: Most schedule nodes in one spec, counting every nested schedule and two per sgdr cycle. Compile
+#: time grows faster than linearly with them (measured: 63 joined one-cycle schedules take 4 s,
+#: 1,000 sgdr cycles 38 s and gigabytes), so this keeps the first evaluation of a spec near a second.
+MAX_SPEC_NODES = 32
+#: Most cycles in one ``sgdr_schedule``.
+MAX_SGDR_CYCLES = 15
 #: Most numbers in one list parameter (boundaries, values, boundaries_and_scales, cosine_kwargs ...).
 MAX_LIST_LENGTH = 10_000
 #: Longest `expression` text, in characters.

@@ -51,13 +51,17 @@ def _check_nesting(value: Any) -> Any:
                 f"schedules nest more than {MAX_SPEC_DEPTH} levels deep; flatten the "
                 "join_schedules into one with more pieces"
             )
-        if nodes > MAX_SPEC_NODES:
-            raise ValueError(
-                f"the spec holds more than {MAX_SPEC_NODES} schedules; send a smaller one"
-            )
         children = node.get("schedules")
         if isinstance(children, list):
             stack.extend((child, depth + 1) for child in children if isinstance(child, dict))
+        cycles = node.get("cosine_kwargs")
+        if isinstance(cycles, list):
+            nodes += 2 * len(cycles)  # each cycle compiles to a warmup and a cosine piece
+        if nodes > MAX_SPEC_NODES:
+            raise ValueError(
+                f"the spec holds more than {MAX_SPEC_NODES} schedules (each sgdr cycle counts "
+                "two); send a smaller one, or evaluate its pieces in separate requests"
+            )
     return value
 
 

@@ -29,7 +29,12 @@ class JoinSchedules(SpecModel):
         "kind": "join_schedules",
         "schedules": [
             {"kind": "constant_schedule", "value": 1.0},
-            {"kind": "linear_schedule", "init_value": 1.0, "end_value": 0.0, "transition_steps": 10},
+            {
+                "kind": "linear_schedule",
+                "init_value": 1.0,
+                "end_value": 0.0,
+                "transition_steps": 10,
+            },
         ],
         "boundaries": [5],
     }

@@ -89,7 +89,9 @@ class ExponentialDecay(SpecModel):
     @property
     def length(self) -> float:
         """The decay length, whichever spelling was used."""
-        return self.decay_steps if self.decay_steps is not None else float(self.transition_steps or 1)
+        return (
+            self.decay_steps if self.decay_steps is not None else float(self.transition_steps or 1)
+        )
 
 
 class InverseTimeDecay(SpecModel):
@@ -105,7 +107,12 @@ class InverseTimeDecay(SpecModel):
         "step_size / (1 + decay_rate * t / decay_steps); "
         "staircase: step_size / (1 + decay_rate * floor(t / decay_steps))"
     )
-    example = {"kind": "inverse_time_decay", "step_size": 1e-4, "decay_steps": 10, "decay_rate": 0.8}
+    example = {
+        "kind": "inverse_time_decay",
+        "step_size": 1e-4,
+        "decay_steps": 10,
+        "decay_rate": 0.8,
+    }
 
     kind: Literal["inverse_time_decay"]
     step_size: Real
@@ -156,7 +163,9 @@ class PiecewiseConstant(SpecModel):
     """
 
     source = "jax.example_libraries.optimizers.piecewise_constant"
-    formula = "values[sum(t > boundaries)]: values[0] up to boundaries[0], values[i] up to boundaries[i]"
+    formula = (
+        "values[sum(t > boundaries)]: values[0] up to boundaries[0], values[i] up to boundaries[i]"
+    )
     example = {
         "kind": "piecewise_constant",
         "boundaries": [1, 4, 7],

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from lrsched.limits import MAX_LIST_LENGTH
+from lrsched.limits import MAX_LIST_LENGTH, MAX_SGDR_CYCLES
 from lrsched.specs._base import (
     NonNegativeReal,
     PositiveReal,
@@ -147,8 +147,10 @@ class WarmupConstantSchedule(SpecModel):
     peak_value: Real
     warmup_steps: Annotated[
         StepCount,
-        Field(description="At least 1 (optax turns 0 into a constant init_value); "
-              "for no warmup use constant_schedule."),
+        Field(
+            description="At least 1 (optax turns 0 into a constant init_value); "
+            "for no warmup use constant_schedule."
+        ),
     ]
 
 
@@ -252,7 +254,9 @@ class PiecewiseConstantSchedule(SpecModel):
     """
 
     source = "optax.piecewise_constant_schedule"
-    formula = "init_value * product(scale for boundary, scale in boundaries_and_scales if boundary <= t)"
+    formula = (
+        "init_value * product(scale for boundary, scale in boundaries_and_scales if boundary <= t)"
+    )
     example = {
         "kind": "piecewise_constant_schedule",
         "init_value": 1.0,
@@ -394,5 +398,5 @@ class SgdrSchedule(SpecModel):
 
     kind: Literal["sgdr_schedule"]
     cosine_kwargs: Annotated[
-        list[WarmupCosineDecayParams], Field(min_length=1, max_length=MAX_LIST_LENGTH)
+        list[WarmupCosineDecayParams], Field(min_length=1, max_length=MAX_SGDR_CYCLES)
     ]

@@ -7,7 +7,14 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from lrsched import evaluate, first_nonfinite, kinds_catalog, published_limits, step_range
+from lrsched import (
+    evaluate,
+    first_nonfinite,
+    is_compiled,
+    kinds_catalog,
+    published_limits,
+    step_range,
+)
 from service.errors import ERROR_RESPONSES, unprocessable
 from service.json_route import OrjsonRoute
 from service.schemas import Catalog, EvaluateRequest, EvaluateResponse, StepRange
@@ -47,7 +54,8 @@ async def evaluate_schedule(body: EvaluateRequest, request: Request) -> Response
         if isinstance(body.steps, StepRange)
         else np.asarray(body.steps, dtype=np.int64)
     )
-    if steps.shape[0] > _INLINE_STEPS:
+    if steps.shape[0] > _INLINE_STEPS or not is_compiled(body.schedule, steps.shape[0]):
+        # A long evaluation, or a first one that must compile: never on the event loop.
         values = await run_in_threadpool(evaluate, body.schedule, steps)
     else:
         values = evaluate(body.schedule, steps)
