@@ -16,9 +16,9 @@ class StepRange(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    start: Annotated[int, Field(ge=0, le=MAX_STEP)] = 0
-    stop: Annotated[int, Field(ge=0, le=MAX_STEP + 1)]
-    step: Annotated[int, Field(ge=1, le=MAX_STEP)] = 1
+    start: Annotated[int, Field(ge=0, le=MAX_STEP, strict=True)] = 0
+    stop: Annotated[int, Field(ge=0, le=MAX_STEP + 1, strict=True)]
+    step: Annotated[int, Field(ge=1, le=MAX_STEP, strict=True)] = 1
 
     @model_validator(mode="after")
     def _within_limit(self) -> Self:

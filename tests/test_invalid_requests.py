@@ -485,6 +485,20 @@ INVALID: list[tuple[str, Any, int, list[Any], str]] = [
         S,
         "non_finite_value",
     ),
+    (
+        "range stop as a boolean",
+        body(steps={"stop": False}),
+        422,
+        ["body", "steps", "range", "stop"],
+        "int_type",
+    ),
+    (
+        "step count as a boolean",
+        body({**LIN, "transition_steps": True}),
+        422,
+        [*S, "linear_schedule", "transition_steps"],
+        "value_error",
+    ),
 ]
 
 

@@ -448,3 +448,11 @@ def test_a_listing_has_each_job_without_its_metrics(client: httpx.Client) -> Non
     assert "metrics" not in item and len(full["metrics"]) == 1
     assert item["progress"]["epoch"] == 1
     assert item == {name: value for name, value in full.items() if name != "metrics"}
+
+
+def test_a_body_that_is_not_utf8_json_is_a_422(client: httpx.Client) -> None:
+    response = client.post(
+        "/jobs", content=b"+\xff9\xfe\xfd", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"

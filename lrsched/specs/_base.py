@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from lrsched.limits import FLOAT32_MAX, MAX_LIST_LENGTH
 
@@ -23,10 +23,19 @@ Real = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_fits_float32
 PositiveReal = Annotated[Real, Field(gt=0)]
 #: A non-negative, finite number.
 NonNegativeReal = Annotated[Real, Field(ge=0)]
+
+
+def _not_a_bool(value: object) -> object:
+    # JSON true/false would otherwise pass as 1/0: a step count is a number.
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number of steps, not true/false")
+    return value
+
+
 #: A step count that must be at least one (step counts beyond int32 are allowed).
-StepCount = Annotated[int, Field(ge=1, le=2**62)]
+StepCount = Annotated[int, BeforeValidator(_not_a_bool), Field(ge=1, le=2**62)]
 #: A step offset that may be zero.
-StepOffset = Annotated[int, Field(ge=0, le=2**62)]
+StepOffset = Annotated[int, BeforeValidator(_not_a_bool), Field(ge=0, le=2**62)]
 #: A bounded list of numbers.
 RealList = Annotated[list[Real], Field(max_length=MAX_LIST_LENGTH)]
 

@@ -14,10 +14,11 @@ from pydantic import BaseModel
 from lrsched import Job, JobPage, JobStatus, ScheduleRangeError, TrainConfig, check_schedule
 from service.deps import OwnerDep, QueueDep, SettingsDep, StoreDep
 from service.errors import ERROR_RESPONSES, Problem
+from service.json_route import OrjsonRoute
 from service.queue import QueueUnavailable
 from service.store import IdempotencyMismatch, IdempotencyPending, JobFinished, JobNotFound
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=OrjsonRoute)
 
 log = logging.getLogger("lrsched.service")
 
